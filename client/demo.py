@@ -1,0 +1,93 @@
+"""``tradeledger demo``: the demonstration consortium on one machine.
+
+Creates the consortium (a platform, two banks, three suppliers, two buyers, a
+logistics firm, a bonded warehouse, an inspection agency) if it does not
+exist, starts the platform's node (SQLite, solo ordering), seeds a scenario
+through the SDK, and prints where to look.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+
+from client.consortium import DEMO_DESCRIPTION, Consortium, init_consortium
+from client.scenario import seed_scenario
+from client.sdk import Client
+from ledger.keys import load_key
+
+DEMO_PASSPHRASE_ENV = "TRADELEDGER_PASSPHRASE"
+
+
+def ensure_consortium(data: Path, passphrase: str) -> Consortium:
+    consortium = Consortium(data)
+    if not consortium.genesis_path.exists():
+        init_consortium(DEMO_DESCRIPTION, data, passphrase=passphrase,
+                        time=datetime.now(UTC).replace(microsecond=0))
+    return consortium
+
+
+def run_demo(data: Path, *, port: int, serve: bool, console: Console) -> None:
+    import uvicorn
+
+    from ledger.chain import Genesis
+    from ledger.store import Store
+    from node.app import create_app
+    from node.service import LedgerNode
+
+    passphrase = os.environ.get(DEMO_PASSPHRASE_ENV, "demo-only-passphrase")
+    consortium = ensure_consortium(data, passphrase)
+    genesis_bytes = consortium.genesis_path.read_bytes()
+    genesis = Genesis.from_bytes(genesis_bytes)
+    store = Store(os.environ.get("DATABASE_URL") or f"sqlite:///{data / 'ledger.db'}")
+    node = LedgerNode(store, genesis,
+                      node_key=load_key(consortium.key_path("platform", "node"), passphrase),
+                      node_org="platform")
+    app = create_app(node)
+    base = f"http://127.0.0.1:{port}"
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    else:
+        server.should_exit = True
+        raise SystemExit(f"the demo node did not start on {base}")
+    with Client(base, genesis=genesis_bytes) as client:
+        summary = seed_scenario(client, consortium, passphrase, genesis.chain_id)
+    console.rule("[bold]TradeLedger demo")
+    console.print(f"chain [bold]{genesis.chain_id}[/bold], genesis {genesis.hash.hex()[:16]}...")
+    console.print(f"node API      {base}/v1   (OpenAPI {base}/docs, {base}/openapi.json)")
+    console.print(f"explorer      {base}/")
+    console.print(f"consortium    {data}/  (keys under {data}/keys, passphrase from "
+                  f"${DEMO_PASSPHRASE_ENV}, default 'demo-only-passphrase')")
+    console.print(f"seeded        {summary}")
+    console.print("try:")
+    tl = ".venv/bin/tradeledger"
+    console.print(f"  {tl} tx show {summary.get('last_tx', '<tx id>')}")
+    console.print(f"  {tl} proof get {summary.get('last_tx', '<tx id>')} --out proof.json")
+    console.print(f"  {tl} proof verify proof.json --genesis {consortium.genesis_path}")
+    console.print(f"  {tl} audit --db sqlite:///{data / 'ledger.db'}")
+    if not serve:
+        server.should_exit = True
+        thread.join(timeout=10)
+        return
+    console.print("press Ctrl-C to stop")
+    try:
+        while thread.is_alive():
+            thread.join(timeout=0.5)
+    except KeyboardInterrupt:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -1,0 +1,212 @@
+"""The Python SDK: build, sign, submit, wait, fetch and verify proofs.
+
+The transport is an injected ``httpx.Client`` (or ``httpx.AsyncClient``), so
+tests pass the app's transport and production passes a configured client.
+Every proof bundle is verified offline against the genesis file the caller
+holds, never against what the node says about itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from client.verify import (
+    BundleError,
+    VerifiedRecord,
+    verify_consistency_bundle,
+    verify_inclusion_bundle,
+)
+from ledger.keys import SigningKey
+from ledger.tx import SignedTx, add_signature, make_body, sign_tx
+
+
+class NodeError(Exception):
+    """The node answered with a problem response."""
+
+    def __init__(self, status: int, problem: Mapping[str, Any]) -> None:
+        self.status = status
+        self.problem = dict(problem)
+        self.code = str(problem.get("code", "http_error"))
+        self.field = problem.get("field")
+        super().__init__(f"{status} {self.code}: {problem.get('message', '')}")
+
+
+def new_nonce() -> str:
+    return secrets.token_urlsafe(12)
+
+
+class TxBuilder:
+    """Builds and signs transactions for one author on one chain."""
+
+    def __init__(self, key: SigningKey, *, chain_id: str, ttl: timedelta = timedelta(hours=1)
+                 ) -> None:
+        self.key = key
+        self.chain_id = chain_id
+        self.ttl = ttl
+
+    def build(self, tx_type: str, payload: Mapping[str, Any], *,
+              cosigners: Sequence[SigningKey] = (), nonce: str | None = None,
+              created_at: datetime | None = None) -> SignedTx:
+        body = make_body(tx_type=tx_type, chain_id=self.chain_id, author=self.key,
+                         payload=payload, nonce=nonce or new_nonce(),
+                         created_at=created_at or datetime.now(UTC).replace(microsecond=0),
+                         ttl=self.ttl)
+        return sign_tx(body, [self.key, *cosigners])
+
+    @staticmethod
+    def countersign(tx: SignedTx, key: SigningKey) -> SignedTx:
+        return add_signature(tx, key)
+
+
+def _raise_for(response: httpx.Response) -> Any:
+    if response.status_code >= 400:
+        try:
+            problem = response.json()
+        except ValueError:
+            problem = {"code": "http_error", "message": response.text[:200]}
+        raise NodeError(response.status_code, problem)
+    return response.json()
+
+
+def _wire(tx: SignedTx | Mapping[str, Any]) -> Any:
+    return tx.to_wire() if isinstance(tx, SignedTx) else dict(tx)
+
+
+class Client:
+    """A synchronous client of one node.
+
+    ``genesis`` is the genesis file's bytes, obtained out of band; proofs are
+    checked against it. Without it, :meth:`verified_record` refuses to work.
+    """
+
+    def __init__(self, base_url: str = "http://127.0.0.1:8700", *,
+                 http: httpx.Client | None = None, genesis: bytes | None = None,
+                 timeout: float = 30.0) -> None:
+        self.http = http or httpx.Client(base_url=base_url, timeout=timeout)
+        self.genesis = genesis
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def submit(self, tx: SignedTx | Mapping[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = _raise_for(self.http.post("/v1/tx", json=_wire(tx)))
+        return result
+
+    def submit_batch(self, txs: Sequence[SignedTx | Mapping[str, Any]]) -> list[dict[str, Any]]:
+        body = {"transactions": [_wire(t) for t in txs]}
+        results: list[dict[str, Any]] = _raise_for(self.http.post("/v1/tx/batch",
+                                                                  json=body))["results"]
+        return results
+
+    def tx(self, tx_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = _raise_for(self.http.get(f"/v1/tx/{tx_id}"))
+        return result
+
+    def wait(self, tx_id: str, *, timeout: float = 30.0, interval: float = 0.05
+             ) -> dict[str, Any]:
+        """Poll until the transaction is committed or rejected."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.tx(tx_id)
+            if status["status"] != "pending":
+                return status
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{tx_id} still pending after {timeout} s")
+            time.sleep(interval)
+
+    def head(self) -> dict[str, Any]:
+        result: dict[str, Any] = _raise_for(self.http.get("/v1/certificate/latest"))
+        return result
+
+    def fetch_genesis(self) -> bytes:
+        response = self.http.get("/v1/genesis")
+        _raise_for(response)
+        return response.content
+
+    def proof(self, tx_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = _raise_for(self.http.get(f"/v1/proof/tx/{tx_id}"))
+        return result
+
+    def consistency(self, old_size: int) -> dict[str, Any]:
+        result: dict[str, Any] = _raise_for(self.http.get("/v1/proof/consistency",
+                                                         params={"old_size": old_size}))
+        return result
+
+    def verified_record(self, tx_id: str) -> VerifiedRecord:
+        """Fetch the inclusion bundle of ``tx_id`` and verify it offline."""
+        if self.genesis is None:
+            raise BundleError("no genesis file given: nothing to verify against")
+        return verify_inclusion_bundle(self.genesis, self.proof(tx_id))
+
+    def verify_extends(self, old_size: int, old_root: bytes) -> None:
+        """Check that the node's certified log extends the one you saw."""
+        if self.genesis is None:
+            raise BundleError("no genesis file given: nothing to verify against")
+        verify_consistency_bundle(self.genesis, self.consistency(old_size), old_root)
+
+
+class AsyncClient:
+    """The asynchronous twin of :class:`Client`."""
+
+    def __init__(self, base_url: str = "http://127.0.0.1:8700", *,
+                 http: httpx.AsyncClient | None = None, genesis: bytes | None = None,
+                 timeout: float = 30.0) -> None:
+        self.http = http or httpx.AsyncClient(base_url=base_url, timeout=timeout)
+        self.genesis = genesis
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def submit(self, tx: SignedTx | Mapping[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = _raise_for(await self.http.post("/v1/tx", json=_wire(tx)))
+        return result
+
+    async def submit_batch(self, txs: Sequence[SignedTx | Mapping[str, Any]]
+                           ) -> list[dict[str, Any]]:
+        body = {"transactions": [_wire(t) for t in txs]}
+        results: list[dict[str, Any]] = _raise_for(
+            await self.http.post("/v1/tx/batch", json=body))["results"]
+        return results
+
+    async def tx(self, tx_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = _raise_for(await self.http.get(f"/v1/tx/{tx_id}"))
+        return result
+
+    async def wait(self, tx_id: str, *, timeout: float = 30.0, interval: float = 0.05
+                   ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            status = await self.tx(tx_id)
+            if status["status"] != "pending":
+                return status
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{tx_id} still pending after {timeout} s")
+            await asyncio.sleep(interval)
+
+    async def proof(self, tx_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = _raise_for(await self.http.get(f"/v1/proof/tx/{tx_id}"))
+        return result
+
+    async def verified_record(self, tx_id: str) -> VerifiedRecord:
+        if self.genesis is None:
+            raise BundleError("no genesis file given: nothing to verify against")
+        return verify_inclusion_bundle(self.genesis, await self.proof(tx_id))

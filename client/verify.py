@@ -1,0 +1,292 @@
+"""Offline verification of proof bundles against a genesis file.
+
+Needs nothing but PyNaCl and the standard library, so a bank, an auditor or
+a consumer's app can check a record without trusting the node that served it
+(ARCHITECTURE decision 4). Deliberately independent of ``ledger/``: it is a
+second implementation of specs/protocol.md#verifying-a-proof-bundle.
+
+Steps for an inclusion bundle:
+
+1. Read the genesis file: its header hash is the chain's identity; the
+   validators' node keys and the quorum come from its founding transaction.
+2. The bundle's chain id and genesis hash must be those of the genesis file.
+3. The header must carry the chain id; its hash is SHA-256 of its canonical
+   form (flat strings and integers: sorted keys, no spaces).
+4. The certificate must sign that hash with node keys of at least
+   ``threshold`` distinct validator organisations.
+5. The leaf's RFC 9162 inclusion proof must lead to the header's ``log_root``
+   at ``log_size``.
+6. The leaf's body hashes to the bundle's ``tx_id``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import nacl.bindings
+import nacl.exceptions
+
+CHECKPOINT_DOMAIN = b"tradeledger/v1/checkpoint\x00"
+BUNDLE_VERSION = "tradeledger-proof/1"
+GENESIS_VERSION = "tradeledger-genesis/1"
+
+
+class BundleError(Exception):
+    """The bundle does not verify; the message says which step failed.
+
+    A bundle that fails may have been modified, maliciously or by accident:
+    do not rely on the record it carries.
+    """
+
+
+@dataclass(frozen=True)
+class TrustAnchor:
+    chain_id: str
+    genesis_hash: bytes
+    node_keys: dict[str, dict[str, bytes]]  # org -> key id -> public key
+    threshold: int
+
+
+@dataclass(frozen=True)
+class VerifiedRecord:
+    """What a verified inclusion bundle proves."""
+
+    tx_id: str
+    height: int
+    leaf_index: int
+    body: dict[str, Any]
+    signatures: list[dict[str, str]]
+    certified_height: int
+    signed_by: tuple[str, ...]
+
+
+def _sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def _flat_canonical(obj: dict[str, Any]) -> bytes:
+    """RFC 8785 for a flat object of strings and integers (headers)."""
+    for key, value in obj.items():
+        if not isinstance(key, str) or not key.isascii():
+            raise BundleError(f"header member {key!r} is not an ASCII name")
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise BundleError(f"header member {key!r} must be a string or an integer")
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _hex(value: Any, what: str, size: int | None = None) -> bytes:
+    if not isinstance(value, str) or value != value.lower():
+        raise BundleError(f"{what} must be lower-case hex")
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError as exc:
+        raise BundleError(f"{what} is not hex") from exc
+    if size is not None and len(raw) != size:
+        raise BundleError(f"{what} must be {size} bytes, got {len(raw)}")
+    return raw
+
+
+def _key_id(public: bytes) -> str:
+    return _sha256(public)[:16].hex()
+
+
+def load_anchor(genesis_bytes: bytes) -> TrustAnchor:
+    """Step 1: the trust anchor from a genesis file's bytes."""
+    try:
+        doc = json.loads(genesis_bytes)
+        if doc.get("version") != GENESIS_VERSION:
+            raise BundleError(f"not a {GENESIS_VERSION} file")
+        header = doc["header"]
+        payload = doc["transaction"]["body"]["payload"]
+        validators = payload["quorum"]["validators"]
+        threshold = int(payload["quorum"]["threshold"])
+        orgs = {o["id"]: o for o in payload["organisations"]}
+        node_keys = {v: {_key_id(bytes.fromhex(k)): bytes.fromhex(k)
+                         for k in orgs[v].get("node_keys", [])} for v in validators}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise BundleError(f"genesis file is malformed: {exc}") from exc
+    if header.get("height") != 0:
+        raise BundleError("genesis header must be at height 0")
+    return TrustAnchor(header["chain_id"], _sha256(_flat_canonical(header)), node_keys,
+                       threshold)
+
+
+def verify_header(anchor: TrustAnchor, header: dict[str, Any],
+                  certificate: dict[str, Any]) -> tuple[bytes, tuple[str, ...]]:
+    """Steps 3-4: the header's hash and the organisations that certified it."""
+    if not isinstance(header, dict) or header.get("chain_id") != anchor.chain_id:
+        raise BundleError("header is for another chain")
+    header_hash = _sha256(_flat_canonical(header))
+    if header.get("height") == 0:
+        if header_hash != anchor.genesis_hash:
+            raise BundleError("height-0 header is not the genesis header")
+        return header_hash, ("genesis",)
+    if not isinstance(certificate, dict):
+        raise BundleError("certificate is missing")
+    if certificate.get("height") != header.get("height"):
+        raise BundleError("certificate is for another height")
+    if _hex(certificate.get("block_hash"), "certificate.block_hash", 32) != header_hash:
+        raise BundleError("certificate signs a different block hash than the header's")
+    signed: list[str] = []
+    for sig in certificate.get("signatures", []):
+        org = sig.get("org")
+        public = anchor.node_keys.get(org, {}).get(sig.get("key_id"))
+        if public is None or org in signed:
+            continue
+        raw = _hex(sig.get("signature"), "certificate signature", 64)
+        try:
+            nacl.bindings.crypto_sign_open(raw + CHECKPOINT_DOMAIN + header_hash, public)
+        except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError):
+            continue
+        signed.append(org)
+    if len(signed) < anchor.threshold:
+        raise BundleError(f"certificate signed by {len(signed)}/{anchor.threshold} required "
+                          "validator organisations")
+    return header_hash, tuple(signed)
+
+
+def _node(left: bytes, right: bytes) -> bytes:
+    return _sha256(b"\x01" + left + right)
+
+
+def root_from_inclusion(leaf_hash: bytes, index: int, size: int,
+                        proof: list[bytes]) -> bytes:
+    """RFC 9162 section 2.1.3.2, steps 1-5."""
+    if not 0 <= index < size:
+        raise BundleError(f"leaf index {index} is outside a log of size {size}")
+    fn, sn = index, size - 1
+    r = leaf_hash
+    for p in proof:
+        if sn == 0:
+            raise BundleError("inclusion proof has extra hashes")
+        if fn & 1 or fn == sn:
+            r = _node(p, r)
+            if not fn & 1:
+                while fn & 1 == 0 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = _node(r, p)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise BundleError("inclusion proof is too short")
+    return r
+
+
+def verify_inclusion_bundle(genesis_bytes: bytes, bundle: dict[str, Any]) -> VerifiedRecord:
+    """Run every step on an inclusion bundle; raise :class:`BundleError` on any failure."""
+    anchor = load_anchor(genesis_bytes)
+    try:
+        if bundle.get("version") != BUNDLE_VERSION or bundle.get("kind") != "inclusion":
+            raise BundleError(f"not a {BUNDLE_VERSION} inclusion bundle")
+        # Step 2.
+        if bundle.get("chain_id") != anchor.chain_id:
+            raise BundleError("bundle is for another chain")
+        if _hex(bundle.get("genesis_hash"), "genesis_hash", 32) != anchor.genesis_hash:
+            raise BundleError("bundle names another genesis")
+        header = bundle["header"]
+        # Steps 3-4.
+        _, signed_by = verify_header(anchor, header, bundle.get("certificate", {}))
+        # Step 5.
+        leaf = bundle["leaf"]
+        if not isinstance(leaf, str):
+            raise BundleError("leaf must be a string")
+        leaf_bytes = leaf.encode("utf-8")
+        index, size = bundle["leaf_index"], header["log_size"]
+        if not isinstance(index, int) or isinstance(index, bool) or not isinstance(size, int):
+            raise BundleError("leaf_index and log_size must be integers")
+        proof = [_hex(h, "inclusion_proof entry", 32) for h in bundle["inclusion_proof"]]
+        computed = root_from_inclusion(_sha256(b"\x00" + leaf_bytes), index, size, proof)
+        if computed != _hex(header["log_root"], "header.log_root", 32):
+            raise BundleError(f"root mismatch: header says {header['log_root']}, "
+                              f"proof gives {computed.hex()}")
+        # Step 6. The leaf is canonical {"body":B,"signatures":S}; S holds only
+        # hex strings, so the last ',"signatures":' splits it exactly.
+        prefix, marker = b'{"body":', b',"signatures":'
+        cut = leaf_bytes.rfind(marker)
+        if not leaf_bytes.startswith(prefix) or cut < 0 or not leaf_bytes.endswith(b"}"):
+            raise BundleError("leaf is not a transaction")
+        body_bytes = leaf_bytes[len(prefix):cut]
+        if _sha256(body_bytes).hex() != bundle["tx_id"]:
+            raise BundleError("tx_id is not the hash of the leaf's body")
+        parsed = json.loads(leaf_bytes)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BundleError(f"bundle is malformed: {exc!r}") from exc
+    return VerifiedRecord(bundle["tx_id"], bundle["height"], index, parsed["body"],
+                          parsed["signatures"], header["height"], signed_by)
+
+
+def verify_consistency_bundle(genesis_bytes: bytes, bundle: dict[str, Any],
+                              trusted_old_root: bytes | None = None) -> None:
+    """Check that the certified log extends the log of ``old_size``.
+
+    Pass the root you saw before as ``trusted_old_root``; otherwise the
+    bundle's own ``old_root`` is only shown to be consistent.
+    """
+    anchor = load_anchor(genesis_bytes)
+    try:
+        if bundle.get("version") != BUNDLE_VERSION or bundle.get("kind") != "consistency":
+            raise BundleError(f"not a {BUNDLE_VERSION} consistency bundle")
+        if bundle.get("chain_id") != anchor.chain_id or _hex(
+                bundle.get("genesis_hash"), "genesis_hash", 32) != anchor.genesis_hash:
+            raise BundleError("bundle is for another chain")
+        header = bundle["header"]
+        verify_header(anchor, header, bundle.get("certificate", {}))
+        old_size, new_size = bundle["old_size"], bundle["new_size"]
+        if new_size != header["log_size"]:
+            raise BundleError("new_size is not the certified log size")
+        old_root = _hex(bundle["old_root"], "old_root", 32)
+        if trusted_old_root is not None and old_root != trusted_old_root:
+            raise BundleError("old_root is not the root you trusted")
+        proof = [_hex(h, "consistency_proof entry", 32) for h in bundle["consistency_proof"]]
+        _verify_consistency(old_size, new_size, old_root,
+                            _hex(header["log_root"], "header.log_root", 32), proof)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BundleError(f"bundle is malformed: {exc!r}") from exc
+
+
+def _verify_consistency(first: int, second: int, first_hash: bytes, second_hash: bytes,
+                        proof: list[bytes]) -> None:
+    """RFC 9162 section 2.1.4.2, steps 1-6."""
+    if not isinstance(first, int) or not isinstance(second, int) or not 0 < first <= second:
+        raise BundleError("need 0 < old_size <= new_size")
+    if first == second:
+        if proof:
+            raise BundleError("consistency proof for equal sizes must be empty")
+        if first_hash != second_hash:
+            raise BundleError("equal sizes with different roots")
+        return
+    if not proof:
+        raise BundleError("consistency proof is empty")
+    path = list(proof)
+    if first & (first - 1) == 0:  # step 2: first is an exact power of two
+        path.insert(0, first_hash)
+    fn, sn = first - 1, second - 1
+    while fn & 1:  # step 4
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:  # step 6
+        if sn == 0:
+            raise BundleError("consistency proof has extra hashes")
+        if fn & 1 or fn == sn:
+            fr = _node(c, fr)
+            sr = _node(c, sr)
+            if not fn & 1:
+                while fn & 1 == 0 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = _node(sr, c)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise BundleError("consistency proof is too short")
+    if fr != first_hash:
+        raise BundleError("consistency proof does not lead to old_root")
+    if sr != second_hash:
+        raise BundleError("consistency proof does not lead to the certified log_root")

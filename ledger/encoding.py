@@ -1,0 +1,231 @@
+"""The one canonical encoding: RFC 8785, the JSON Canonicalization Scheme (JCS).
+
+Everything TradeLedger signs or hashes goes through :func:`canonical`; nothing
+else calls ``json.dumps`` on signed data (specs/protocol.md#encoding).
+
+RFC 8785 in brief, as implemented here:
+
+* objects: members sorted by their names compared as UTF-16 code units
+  (section 3.2.3), no whitespace, ``:`` and ``,`` separators;
+* strings: UTF-8, escaping only ``"``, ``\\`` and the C0 controls, which use
+  ``\\b \\t \\n \\f \\r`` or ``\\u00xx`` in lower case (section 3.2.2.2);
+* numbers: the ECMAScript ``Number.prototype.toString`` form of an IEEE-754
+  double (section 3.2.2.3); NaN and the infinities cannot be represented.
+
+TradeLedger adds one rule for signed data: an integer must lie within the
+IEEE-754 "safe" range ``[-(2**53 - 1), 2**53 - 1]``, because a verifier in any
+other language would otherwise read a different number. Amounts are integers
+in minor units, so the range (about 9 x 10**15) holds every real amount.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from ledger.errors import MalformedRecord
+
+MAX_SAFE_INTEGER = 2**53 - 1
+
+# The C string encoder of the standard library escapes exactly as RFC 8785
+# section 3.2.2.2 requires when ensure_ascii is off: '"', '\\', \b \f \n \r \t
+# and the other C0 controls as \u00xx in lower-case hex, nothing else.
+_encode_string: Any = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
+
+def canonical(obj: object) -> bytes:
+    """Return the RFC 8785 canonical UTF-8 bytes of a JSON value.
+
+    Accepts ``dict`` (string keys), ``list``/``tuple``, ``str``, ``int``,
+    ``float``, ``bool`` and ``None``. Raises :class:`MalformedRecord` naming
+    the JSON path of the first value that JCS cannot represent.
+    """
+    if _plain(obj):
+        # Fast path: no floats, no keys outside the BMP, every integer safe.
+        # Here the C encoder's output is exactly the RFC 8785 form: code
+        # point order equals UTF-16 order within the BMP, and integers print
+        # as their decimal digits.
+        text = _dumps(obj)
+    else:
+        parts: list[str] = []
+        _write(obj, parts, "$")
+        text = "".join(parts)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise MalformedRecord(
+            "string holds a lone surrogate, which UTF-8 cannot encode",
+            field="$",
+            rule="utf8",
+        ) from exc
+
+
+_dumps = json.JSONEncoder(
+    ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+).encode
+
+
+def _plain(obj: object) -> bool:
+    """True when ``obj`` holds only dicts, lists, strings, safe ints, bools, None.
+
+    Also demands BMP-only keys. Anything else takes the slow, exact path,
+    which also produces the precise error.
+    """
+    stack = [obj]
+    pop = stack.pop
+    extend = stack.extend
+    while stack:
+        item = pop()
+        kind = type(item)
+        if kind is str or item is None or kind is bool:
+            continue
+        if kind is int:
+            if not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:  # type: ignore[operator]
+                return False
+        elif kind is dict:
+            for key in item:  # type: ignore[attr-defined]
+                if type(key) is not str or not key.isascii() and _non_bmp(key):
+                    return False
+            extend(item.values())  # type: ignore[attr-defined]
+        elif kind is list or kind is tuple:
+            extend(item)  # type: ignore[arg-type]
+        else:
+            return False
+    return True
+
+
+def _non_bmp(key: str) -> bool:
+    return any(ord(ch) > 0xFFFF for ch in key)
+
+
+def canonical_str(obj: object) -> str:
+    """The canonical form as text, for places that embed it in other text."""
+    return canonical(obj).decode("utf-8")
+
+
+def _utf16_key(name: str) -> bytes:
+    return name.encode("utf-16-be", "surrogatepass")
+
+
+def _write(obj: object, out: list[str], path: str) -> None:
+    # bool is a subclass of int: test it first.
+    if obj is None:
+        out.append("null")
+    elif obj is True:
+        out.append("true")
+    elif obj is False:
+        out.append("false")
+    elif isinstance(obj, str):
+        out.append(_encode_string(obj))
+    elif isinstance(obj, int):
+        if not -MAX_SAFE_INTEGER <= obj <= MAX_SAFE_INTEGER:
+            raise MalformedRecord(
+                f"integer {obj} is outside the IEEE-754 safe range +/-(2**53 - 1)",
+                field=path,
+                rule="safe_integer",
+            )
+        out.append(str(int(obj)))
+    elif isinstance(obj, float):
+        out.append(format_number(obj, path))
+    elif isinstance(obj, dict):
+        keys = list(obj.keys())
+        for key in keys:
+            if not isinstance(key, str):
+                raise MalformedRecord(
+                    f"object key {key!r} is not a string", field=path, rule="string_key"
+                )
+        # Plain str order equals UTF-16 order unless a key leaves the BMP.
+        if any(len(k) != len(_utf16_key(k)) // 2 for k in keys):
+            keys.sort(key=_utf16_key)
+        else:
+            keys.sort()
+        out.append("{")
+        first = True
+        for key in keys:
+            if not first:
+                out.append(",")
+            first = False
+            out.append(_encode_string(key))
+            out.append(":")
+            _write(obj[key], out, f"{path}.{key}")
+        out.append("}")
+    elif isinstance(obj, list | tuple):
+        out.append("[")
+        for i, item in enumerate(obj):
+            if i:
+                out.append(",")
+            _write(item, out, f"{path}[{i}]")
+        out.append("]")
+    else:
+        raise MalformedRecord(
+            f"{type(obj).__name__} has no JSON representation", field=path, rule="json_type"
+        )
+
+
+def format_number(value: float, path: str = "$") -> str:
+    """ECMAScript ``Number.prototype.toString`` of a double (RFC 8785 3.2.2.3)."""
+    if value != value or value in (float("inf"), float("-inf")):
+        raise MalformedRecord(
+            "NaN and infinities have no JSON representation", field=path, rule="finite_number"
+        )
+    if value == 0:
+        return "0"  # also for -0.0, as ECMAScript prints it
+    sign = "-" if value < 0 else ""
+    # repr() gives the shortest digit string that round-trips, which is the
+    # digit string ECMAScript uses (ECMA-262 Number::toString, steps 5-9).
+    _, digit_tuple, exponent = Decimal(repr(abs(value))).as_tuple()
+    digits = "".join(map(str, digit_tuple)).rstrip("0") or "0"
+    assert isinstance(exponent, int)
+    k = len(digits)
+    # n is the position of the decimal point: value = 0.d1..dk x 10**n.
+    n = exponent + len(digit_tuple)
+    if k <= n <= 21:
+        return sign + digits + "0" * (n - k)
+    if 0 < n <= 21:
+        return sign + digits[:n] + "." + digits[n:]
+    if -6 < n <= 0:
+        return sign + "0." + "0" * (-n) + digits
+    e = n - 1
+    exp = f"e{'+' if e >= 0 else '-'}{abs(e)}"
+    if k == 1:
+        return sign + digits + exp
+    return sign + digits[0] + "." + digits[1:] + exp
+
+
+def loads(data: bytes | str) -> Any:
+    """Parse JSON strictly: duplicate keys, NaN and infinities are refused.
+
+    Canonical data never has duplicate members; a parser that silently keeps
+    the last one would let two readers disagree on what was signed.
+    """
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        result = dict(items)
+        if len(result) != len(items):
+            seen: set[str] = set()
+            for key, _ in items:
+                if key in seen:
+                    raise MalformedRecord(
+                        f"duplicate member {key!r}", field=key, rule="duplicate_key"
+                    )
+                seen.add(key)
+        return result
+
+    def bad_constant(name: str) -> Any:
+        raise MalformedRecord(f"{name} is not JSON", field="$", rule="finite_number")
+
+    def number(text: str) -> int | float:
+        # RFC 8785 numbers are IEEE-754 doubles. An integer outside the safe
+        # range is read as the double it denotes (what every JCS verifier
+        # reads); typed payloads then refuse it where an integer is required.
+        value = int(text)
+        return value if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER else float(value)
+
+    try:
+        return json.loads(data, object_pairs_hook=pairs, parse_constant=bad_constant,
+                          parse_int=number)
+    except MalformedRecord:
+        raise
+    except (ValueError, RecursionError) as exc:
+        raise MalformedRecord(f"not valid JSON: {exc}", field="$", rule="json") from exc

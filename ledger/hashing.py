@@ -1,0 +1,41 @@
+"""Hex helpers and SHA-256, so every module spells digests the same way."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from ledger.errors import MalformedRecord
+
+HASH_SIZE = 32
+ZERO_HASH = bytes(HASH_SIZE)
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def parse_hex(value: object, *, field: str, size: int | None = None) -> bytes:
+    """Decode lower-case hex, naming ``field`` in the error when it is not."""
+    if not isinstance(value, str):
+        raise MalformedRecord("must be a lower-case hex string", field=field, rule="hex")
+    if value != value.lower():
+        raise MalformedRecord("must be lower-case hex", field=field, rule="hex")
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError as exc:
+        raise MalformedRecord("is not valid hex", field=field, rule="hex") from exc
+    if size is not None and len(raw) != size:
+        raise MalformedRecord(
+            f"must be {size} bytes ({2 * size} hex digits), got {len(raw)}",
+            field=field,
+            rule="length",
+        )
+    return raw
+
+
+def parse_hash(value: object, *, field: str) -> bytes:
+    if isinstance(value, str) and _HEX64.fullmatch(value):
+        return bytes.fromhex(value)
+    return parse_hex(value, field=field, size=HASH_SIZE)

@@ -1,0 +1,81 @@
+"""Derived state: a key-value map of JSON values, rebuilt from the chain.
+
+Contracts read and write through an :class:`Overlay`. Values are kept as
+canonical bytes, so a contract can never change stored state by mutating an
+object it read, and the bytes feed the state root unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
+
+from ledger.encoding import canonical, loads
+
+
+class StateReader(Protocol):
+    def get_raw(self, key: str) -> bytes | None:
+        """The canonical bytes stored under ``key``, or ``None``."""
+        ...
+
+
+class MemoryState:
+    """A whole state in memory: used by audits, replays and tests."""
+
+    def __init__(self, items: Mapping[str, bytes] | None = None) -> None:
+        self.items: dict[str, bytes] = dict(items or {})
+
+    def get_raw(self, key: str) -> bytes | None:
+        return self.items.get(key)
+
+    def apply(self, changes: Mapping[str, bytes | None]) -> None:
+        for key, value in changes.items():
+            if value is None:
+                self.items.pop(key, None)
+            else:
+                self.items[key] = value
+
+
+class Overlay:
+    """Buffered writes over a reader; ``child()`` nests one per transaction."""
+
+    def __init__(self, base: StateReader) -> None:
+        self._base = base
+        self._writes: dict[str, bytes | None] = {}
+
+    def get_raw(self, key: str) -> bytes | None:
+        if key in self._writes:
+            return self._writes[key]
+        return self._base.get_raw(key)
+
+    def get(self, key: str) -> Any:
+        raw = self.get_raw(key)
+        return None if raw is None else loads(raw)
+
+    def exists(self, key: str) -> bool:
+        return self.get_raw(key) is not None
+
+    def put(self, key: str, value: object) -> None:
+        if value is None:
+            raise ValueError("use delete() to remove a key")
+        self._writes[key] = canonical(value)
+
+    def delete(self, key: str) -> None:
+        self._writes[key] = None
+
+    def child(self) -> Overlay:
+        return Overlay(self)
+
+    def merge_into(self, parent: Overlay) -> None:
+        parent._writes.update(self._writes)
+
+    @property
+    def writes(self) -> Mapping[str, bytes | None]:
+        return self._writes
+
+    def sorted_changes(self) -> list[tuple[str, Any]]:
+        """The writes sorted by key, values parsed, for the state root."""
+        return [(k, None if v is None else loads(v)) for k, v in sorted(self._writes.items())]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._writes)

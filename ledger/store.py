@@ -1,0 +1,463 @@
+"""Storage: append-only chain tables plus derived state, through SQLModel.
+
+SQLite (WAL) by default; any SQLAlchemy URL, PostgreSQL included, through
+``DATABASE_URL``. Tables (specs/protocol.md#storage):
+
+* ``block``, ``tx``, ``merkle_node``, ``checkpoint_sig``: the chain. Rows are
+  only ever inserted. ``tx`` keeps the signed bytes as they were signed.
+* ``state``, ``tx_party``: derived state, rebuildable from the chain.
+* ``receipt``: this node's record of transactions it refused (not chain data).
+
+A block is committed in one database transaction: all of its rows or none.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Column, Index, LargeBinary, event, func, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import StaticPool
+from sqlmodel import Field, Session, SQLModel, col, create_engine, select
+
+from ledger.block import BlockHeader, Certificate, CheckpointSignature
+from ledger.chain import BuiltBlock, Genesis
+from ledger.encoding import canonical, loads
+from ledger.executor import Accepted
+from ledger.tx import SignedTx, TxSignature
+
+
+class BlockRow(SQLModel, table=True):
+    __tablename__ = "block"
+    height: int = Field(primary_key=True)
+    hash: str = Field(max_length=64, unique=True)
+    header: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    first_seq: int
+    tx_count: int
+
+
+class TxRow(SQLModel, table=True):
+    __tablename__ = "tx"
+    seq: int = Field(primary_key=True)
+    tx_id: str = Field(max_length=64, unique=True)
+    height: int = Field(index=True)
+    type: str = Field(max_length=64, index=True)
+    author: str = Field(max_length=32)
+    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    signatures: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class MerkleNodeRow(SQLModel, table=True):
+    __tablename__ = "merkle_node"
+    level: int = Field(primary_key=True)
+    idx: int = Field(primary_key=True)
+    hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class CheckpointSigRow(SQLModel, table=True):
+    __tablename__ = "checkpoint_sig"
+    height: int = Field(primary_key=True)
+    org: str = Field(primary_key=True, max_length=32)
+    block_hash: str = Field(max_length=64)
+    key_id: str = Field(max_length=32)
+    signature: str = Field(max_length=128)
+
+
+class StateRow(SQLModel, table=True):
+    __tablename__ = "state"
+    key: str = Field(primary_key=True, max_length=512)
+    value: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    height: int
+
+
+class TxPartyRow(SQLModel, table=True):
+    __tablename__ = "tx_party"
+    __table_args__ = (Index("ix_tx_party_org_seq", "org", "seq"),)
+    seq: int = Field(primary_key=True)
+    org: str = Field(primary_key=True, max_length=32)
+
+
+class ReceiptRow(SQLModel, table=True):
+    """A transaction this node refused. Node-local, not part of the chain."""
+
+    __tablename__ = "receipt"
+    tx_id: str = Field(primary_key=True, max_length=64)
+    code: str = Field(max_length=64)
+    message: str
+    time: str = Field(max_length=40)
+
+
+CHAIN_TABLES = ("block", "tx", "merkle_node", "checkpoint_sig")
+DERIVED_TABLES = ("state", "tx_party")
+
+
+@dataclass(frozen=True)
+class StoredTx:
+    seq: int
+    height: int
+    tx_id: str
+    type: str
+    author: str
+    body: bytes
+    signatures: tuple[TxSignature, ...]
+
+    def to_signed(self) -> SignedTx:
+        return SignedTx.from_wire({"body": loads(self.body),
+                                   "signatures": [s.to_wire() for s in self.signatures]})
+
+    def leaf_bytes(self) -> bytes:
+        from ledger.tx import leaf_bytes
+
+        return leaf_bytes(self.body, self.signatures)
+
+    @classmethod
+    def from_row(cls, row: TxRow) -> StoredTx:
+        sigs = tuple(TxSignature(s["key_id"], bytes.fromhex(s["signature"]))
+                     for s in loads(row.signatures))
+        return cls(row.seq, row.height, row.tx_id, row.type, row.author, row.body, sigs)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign-thread use."""
+    if url.startswith("sqlite"):
+        memory = url in ("sqlite://", "sqlite:///:memory:")
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            poolclass=StaticPool if memory else None,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            if not memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL" if not memory else "PRAGMA synchronous=OFF")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+class Store:
+    """The node's database. Thread-safe for reads; one writer commits blocks."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self._write_lock = threading.Lock()
+
+    def create(self) -> None:
+        SQLModel.metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    # -- reading the chain ------------------------------------------------
+
+    def head(self) -> BlockHeader | None:
+        with self.session() as s:
+            row = s.exec(select(BlockRow).order_by(col(BlockRow.height).desc()).limit(1)).first()
+            return None if row is None else BlockHeader.from_wire(loads(row.header))
+
+    def header(self, height: int) -> BlockHeader | None:
+        with self.session() as s:
+            row = s.get(BlockRow, height)
+            return None if row is None else BlockHeader.from_wire(loads(row.header))
+
+    def block_row(self, height: int) -> BlockRow | None:
+        with self.session() as s:
+            return s.get(BlockRow, height)
+
+    def block_rows(self, start: int, stop: int) -> list[BlockRow]:
+        with self.session() as s:
+            rows = s.exec(select(BlockRow).where(col(BlockRow.height) >= start,
+                                                 col(BlockRow.height) < stop)
+                          .order_by(col(BlockRow.height))).all()
+            return list(rows)
+
+    def latest_blocks(self, limit: int) -> list[BlockRow]:
+        with self.session() as s:
+            rows = s.exec(select(BlockRow).order_by(col(BlockRow.height).desc()).limit(limit))
+            return list(rows.all())
+
+    def genesis(self) -> Genesis:
+        with self.session() as s:
+            row = s.get(BlockRow, 0)
+            tx_row = s.get(TxRow, 0)
+        if row is None or tx_row is None:
+            raise LookupError("the store holds no genesis block")
+        header = loads(row.header)
+        stored = StoredTx.from_row(tx_row)
+        return Genesis.from_wire({"version": "tradeledger-genesis/1", "header": header,
+                                  "transaction": {"body": loads(stored.body),
+                                                  "signatures": [s.to_wire() for s in
+                                                                 stored.signatures]}})
+
+    def tx_by_id(self, tx_id: str) -> StoredTx | None:
+        with self.session() as s:
+            row = s.exec(select(TxRow).where(TxRow.tx_id == tx_id)).first()
+            return None if row is None else StoredTx.from_row(row)
+
+    def tx_by_seq(self, seq: int) -> StoredTx | None:
+        with self.session() as s:
+            row = s.get(TxRow, seq)
+            return None if row is None else StoredTx.from_row(row)
+
+    def txs_in_block(self, height: int) -> list[StoredTx]:
+        with self.session() as s:
+            rows = s.exec(select(TxRow).where(TxRow.height == height).order_by(col(TxRow.seq)))
+            return [StoredTx.from_row(r) for r in rows.all()]
+
+    def iter_txs(self, start_seq: int = 0, *, batch: int = 5000) -> Iterator[StoredTx]:
+        """All transactions in log order, read in batches."""
+        seq = start_seq
+        while True:
+            with self.session() as s:
+                rows = s.exec(select(TxRow).where(col(TxRow.seq) >= seq)
+                              .order_by(col(TxRow.seq)).limit(batch)).all()
+            if not rows:
+                return
+            for row in rows:
+                yield StoredTx.from_row(row)
+            seq = rows[-1].seq + 1
+
+    def tx_count(self) -> int:
+        with self.session() as s:
+            return int(s.exec(select(func.count()).select_from(TxRow)).one())
+
+    def parties(self, seq: int) -> list[str]:
+        with self.session() as s:
+            rows = s.exec(select(TxPartyRow.org).where(TxPartyRow.seq == seq)).all()
+            return sorted(rows)
+
+    def seqs_for_party(self, org: str, *, before: int | None, limit: int,
+                       tx_type: str | None = None) -> list[StoredTx]:
+        with self.session() as s:
+            query = (select(TxRow).join(TxPartyRow, col(TxPartyRow.seq) == col(TxRow.seq))
+                     .where(TxPartyRow.org == org))
+            if before is not None:
+                query = query.where(col(TxRow.seq) < before)
+            if tx_type:
+                query = query.where(TxRow.type == tx_type)
+            rows = s.exec(query.order_by(col(TxRow.seq).desc()).limit(limit)).all()
+            return [StoredTx.from_row(r) for r in rows]
+
+    def certificate(self, height: int) -> Certificate | None:
+        with self.session() as s:
+            rows = s.exec(select(CheckpointSigRow).where(CheckpointSigRow.height == height)
+                          .order_by(col(CheckpointSigRow.org))).all()
+        if not rows:
+            return None
+        return Certificate(
+            height=height,
+            block_hash=bytes.fromhex(rows[0].block_hash),
+            signatures=tuple(CheckpointSignature(r.org, r.key_id, bytes.fromhex(r.signature))
+                             for r in rows),
+        )
+
+    # -- state ------------------------------------------------------------
+
+    def get_raw(self, key: str) -> bytes | None:
+        with self.session() as s:
+            row = s.get(StateRow, key)
+            return None if row is None else row.value
+
+    def get(self, key: str) -> Any:
+        raw = self.get_raw(key)
+        return None if raw is None else loads(raw)
+
+    def state_items(self) -> Iterator[tuple[str, bytes]]:
+        with self.session() as s:
+            for row in s.exec(select(StateRow).order_by(col(StateRow.key))):
+                yield row.key, row.value
+
+    def state_prefix(self, prefix: str, *, limit: int = 1000) -> list[tuple[str, Any]]:
+        """State entries whose key starts with ``prefix``, in key order."""
+        upper = prefix + "\U0010ffff"
+        with self.session() as s:
+            rows = s.exec(select(StateRow).where(col(StateRow.key) >= prefix,
+                                                 col(StateRow.key) < upper)
+                          .order_by(col(StateRow.key)).limit(limit)).all()
+        return [(r.key, loads(r.value)) for r in rows if r.key.startswith(prefix)]
+
+    # -- Merkle nodes -------------------------------------------------------
+
+    def merkle_get(self, level: int, index: int) -> bytes:
+        with self.session() as s:
+            row = s.get(MerkleNodeRow, (level, index))
+        if row is None:
+            raise KeyError((level, index))
+        return bytes(row.hash)
+
+    # -- receipts ---------------------------------------------------------
+
+    def add_receipts(self, receipts: Iterable[tuple[str, str, str, str]]) -> None:
+        rows = [ReceiptRow(tx_id=t, code=c, message=m, time=when) for t, c, m, when in receipts]
+        if not rows:
+            return
+        with self.session() as s:
+            for row in rows:
+                s.merge(row)
+            s.commit()
+
+    def receipt(self, tx_id: str) -> ReceiptRow | None:
+        with self.session() as s:
+            return s.get(ReceiptRow, tx_id)
+
+    def nonce_used(self, author: str, nonce: str) -> bool:
+        return self.get_raw(f"nonce/{author}/{nonce}") is not None
+
+    # -- writing ----------------------------------------------------------
+
+    def commit_genesis(self, genesis: Genesis) -> None:
+        self._commit(genesis.header, [Accepted(genesis.tx, frozenset(self._genesis_parties(
+            genesis)))], genesis.state_writes,
+            _genesis_nodes(genesis), signatures=())
+
+    @staticmethod
+    def _genesis_parties(genesis: Genesis) -> list[str]:
+        return [o["id"] for o in genesis.tx.body.payload["organisations"]]
+
+    def commit_block(self, block: BuiltBlock,
+                     signatures: Sequence[CheckpointSignature] = ()) -> None:
+        self._commit(block.header, block.accepted, block.state_writes, block.merkle_nodes,
+                     signatures=signatures)
+
+    def _commit(self, header: BlockHeader, accepted: Sequence[Accepted],
+                writes: Mapping[str, bytes | None], nodes: Sequence[tuple[int, int, bytes]],
+                *, signatures: Sequence[CheckpointSignature]) -> None:
+        first_seq = header.log_size - len(accepted)
+        block_hash = header.hash.hex()
+        tx_rows: list[dict[str, Any]] = []
+        party_rows: list[dict[str, Any]] = []
+        for offset, item in enumerate(accepted):
+            seq = first_seq + offset
+            tx = item.tx
+            tx_rows.append({
+                "seq": seq, "tx_id": tx.tx_id_hex, "height": header.height, "type": tx.body.type,
+                "author": tx.body.author, "body": tx.body_bytes,
+                "signatures": canonical([s.to_wire() for s in tx.signatures]),
+            })
+            party_rows.extend({"seq": seq, "org": org} for org in sorted(item.parties))
+        upserts = [{"key": k, "value": v, "height": header.height}
+                   for k, v in writes.items() if v is not None]
+        deletes = [k for k, v in writes.items() if v is None]
+        with self._write_lock, self.engine.begin() as conn:
+            conn.execute(BlockRow.__table__.insert(), [{   # type: ignore[attr-defined]
+                "height": header.height, "hash": block_hash,
+                "header": header.canonical_bytes(), "first_seq": first_seq,
+                "tx_count": len(accepted)}])
+            if tx_rows:
+                conn.execute(TxRow.__table__.insert(), tx_rows)  # type: ignore[attr-defined]
+            if party_rows:
+                conn.execute(TxPartyRow.__table__.insert(), party_rows)  # type: ignore[attr-defined]
+            if nodes:
+                conn.execute(MerkleNodeRow.__table__.insert(),  # type: ignore[attr-defined]
+                             [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in nodes])
+            if deletes:
+                conn.execute(StateRow.__table__.delete().where(  # type: ignore[attr-defined]
+                    col(StateRow.key).in_(deletes)))
+            if upserts:
+                _upsert_state(conn, upserts)
+            if signatures:
+                conn.execute(CheckpointSigRow.__table__.insert(),  # type: ignore[attr-defined]
+                             [{"height": header.height, "org": s.org, "block_hash": block_hash,
+                               "key_id": s.key_id, "signature": s.signature.hex()}
+                              for s in signatures])
+
+    def add_checkpoint_signature(self, height: int, block_hash: bytes,
+                                 sig: CheckpointSignature) -> None:
+        with self.session() as s:
+            if s.get(CheckpointSigRow, (height, sig.org)) is None:
+                s.add(CheckpointSigRow(height=height, org=sig.org, block_hash=block_hash.hex(),
+                                       key_id=sig.key_id, signature=sig.signature.hex()))
+                s.commit()
+
+    def reset_derived(self) -> None:
+        """Drop derived state (for a rebuild from the chain)."""
+        with self._write_lock, self.engine.begin() as conn:
+            for name in DERIVED_TABLES:
+                conn.execute(text(f"DELETE FROM {name}"))
+
+    def write_derived(self, state: Mapping[str, bytes], heights: Mapping[str, int],
+                      parties: Sequence[tuple[int, str]]) -> None:
+        with self._write_lock, self.engine.begin() as conn:
+            rows = [{"key": k, "value": v, "height": heights.get(k, 0)} for k, v in state.items()]
+            for i in range(0, len(rows), 5000):
+                conn.execute(StateRow.__table__.insert(), rows[i:i + 5000])  # type: ignore[attr-defined]
+            party_rows = [{"seq": seq, "org": org} for seq, org in parties]
+            for i in range(0, len(party_rows), 5000):
+                conn.execute(TxPartyRow.__table__.insert(),  # type: ignore[attr-defined]
+                             party_rows[i:i + 5000])
+
+
+def _upsert_state(conn: Any, rows: list[dict[str, Any]]) -> None:
+    dialect = conn.dialect.name
+    table = StateRow.__table__  # type: ignore[attr-defined]
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(table)
+        stmt = stmt.on_conflict_do_update(index_elements=["key"],
+                                          set_={"value": stmt.excluded.value,
+                                                "height": stmt.excluded.height})
+        conn.execute(stmt, rows)
+    elif dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        pstmt = pg_insert(table)
+        pstmt = pstmt.on_conflict_do_update(index_elements=["key"],
+                                            set_={"value": pstmt.excluded.value,
+                                                  "height": pstmt.excluded.height})
+        conn.execute(pstmt, rows)
+    else:
+        keys = [r["key"] for r in rows]
+        conn.execute(table.delete().where(table.c.key.in_(keys)))
+        conn.execute(table.insert(), rows)
+
+
+def _genesis_nodes(genesis: Genesis) -> list[tuple[int, int, bytes]]:
+    from ledger import merkle
+
+    return [(0, 0, merkle.leaf_hash(genesis.tx.leaf_bytes()))]
+
+
+class StoreNodes:
+    """The Merkle node store over the database, buffering writes until commit."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._pending: dict[tuple[int, int], bytes] = {}
+        self._cache: dict[tuple[int, int], bytes] = {}
+
+    def get(self, level: int, index: int) -> bytes:
+        key = (level, index)
+        found = self._pending.get(key) or self._cache.get(key)
+        if found is not None:
+            return found
+        value = self._store.merkle_get(level, index)
+        if len(self._cache) > 4096:
+            self._cache.clear()
+        self._cache[key] = value
+        return value
+
+    def put_many(self, items: Iterable[tuple[int, int, bytes]]) -> None:
+        for level, index, value in items:
+            self._pending[(level, index)] = value
+
+    def take_pending(self) -> list[tuple[int, int, bytes]]:
+        items = [(lv, ix, h) for (lv, ix), h in self._pending.items()]
+        self._cache.update(self._pending)
+        self._pending.clear()
+        return items
+
+    def discard_pending(self) -> None:
+        self._pending.clear()

@@ -1,0 +1,234 @@
+"""Signed transactions: ``{body, signatures}`` (specs/protocol.md#transactions).
+
+``tx_id = SHA-256(canonical(body))``. Each signature covers
+``"tradeledger/v1/tx\\x00" || tx_id``; the author signs first, and records that
+bind two parties carry the counterparty's signature as well.
+
+The wire form is validated strictly: unknown members are refused, every error
+names the field and the rule. The payload is checked here only for being a JSON
+object; its typed model belongs to the contract of its record family.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from ledger.encoding import canonical, loads
+from ledger.errors import MalformedRecord, VerificationError
+from ledger.hashing import parse_hex, sha256
+from ledger.keys import SIGNATURE_SIZE, Domain, SigningKey, verify
+from ledger.timefmt import format_time, parse_time
+
+TX_TYPE_RE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
+CHAIN_ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+KEY_ID_RE = re.compile(r"[0-9a-f]{32}")
+NONCE_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
+MAX_SIGNATURES = 8
+MAX_TTL = timedelta(days=1)
+
+_BODY_FIELDS = ("type", "chain_id", "author", "nonce", "created_at", "expires_at", "payload")
+
+
+@dataclass(frozen=True)
+class TxSignature:
+    key_id: str
+    signature: bytes
+
+    def to_wire(self) -> dict[str, str]:
+        return {"key_id": self.key_id, "signature": self.signature.hex()}
+
+
+@dataclass(frozen=True)
+class TxBody:
+    """The signed content of a transaction."""
+
+    type: str
+    chain_id: str
+    author: str
+    nonce: str
+    created_at: datetime
+    expires_at: datetime
+    payload: Mapping[str, Any] = field(hash=False)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "chain_id": self.chain_id,
+            "author": self.author,
+            "nonce": self.nonce,
+            "created_at": format_time(self.created_at),
+            "expires_at": format_time(self.expires_at),
+            "payload": dict(self.payload),
+        }
+
+    @classmethod
+    def from_wire(cls, wire: object, *, path: str = "body") -> TxBody:
+        obj = _object(wire, path)
+        _exact_members(obj, _BODY_FIELDS, path)
+        tx_type = _string(obj["type"], f"{path}.type", TX_TYPE_RE, "a dotted name like trade.invoice")
+        chain_id = _string(obj["chain_id"], f"{path}.chain_id", CHAIN_ID_RE, "a chain id")
+        author = _string(obj["author"], f"{path}.author", KEY_ID_RE, "a 32-hex-digit key id")
+        nonce = _string(obj["nonce"], f"{path}.nonce", NONCE_RE, "8-64 characters [A-Za-z0-9_-]")
+        created = parse_time(obj["created_at"], field=f"{path}.created_at")
+        expires = parse_time(obj["expires_at"], field=f"{path}.expires_at")
+        if expires <= created:
+            raise MalformedRecord("must be later than created_at", field=f"{path}.expires_at",
+                                  rule="after_created")
+        if expires - created > MAX_TTL:
+            raise MalformedRecord("may be at most 24 hours after created_at",
+                                  field=f"{path}.expires_at", rule="max_ttl")
+        payload = _object(obj["payload"], f"{path}.payload")
+        return cls(tx_type, chain_id, author, nonce, created, expires, payload)
+
+
+@dataclass(frozen=True)
+class SignedTx:
+    """A transaction with its signatures. ``body_bytes`` are the signed bytes.
+
+    Construct with :meth:`from_wire` (untrusted input) or :func:`sign_tx`.
+    """
+
+    body: TxBody
+    signatures: tuple[TxSignature, ...]
+    body_bytes: bytes = field(repr=False)
+    tx_id: bytes = field(repr=False)
+
+    @property
+    def tx_id_hex(self) -> str:
+        return self.tx_id.hex()
+
+    @property
+    def signers(self) -> tuple[str, ...]:
+        return tuple(s.key_id for s in self.signatures)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"body": self.body.to_wire(), "signatures": [s.to_wire() for s in self.signatures]}
+
+    def leaf_bytes(self) -> bytes:
+        """The Merkle leaf data: canonical ``{body, signatures}``.
+
+        Built from the stored signed bytes, never from a re-serialised body.
+        """
+        return leaf_bytes(self.body_bytes, self.signatures)
+
+    @classmethod
+    def from_wire(cls, wire: object) -> SignedTx:
+        obj = _object(wire, "$")
+        _exact_members(obj, ("body", "signatures"), "$")
+        body = TxBody.from_wire(obj["body"])
+        sigs = obj["signatures"]
+        if not isinstance(sigs, list) or not sigs:
+            raise MalformedRecord("must be a non-empty list", field="signatures", rule="required")
+        if len(sigs) > MAX_SIGNATURES:
+            raise MalformedRecord(f"at most {MAX_SIGNATURES} signatures", field="signatures",
+                                  rule="max_items")
+        parsed: list[TxSignature] = []
+        for i, item in enumerate(sigs):
+            path = f"signatures[{i}]"
+            entry = _object(item, path)
+            _exact_members(entry, ("key_id", "signature"), path)
+            kid = _string(entry["key_id"], f"{path}.key_id", KEY_ID_RE, "a 32-hex-digit key id")
+            raw = parse_hex(entry["signature"], field=f"{path}.signature", size=SIGNATURE_SIZE)
+            parsed.append(TxSignature(kid, raw))
+        if len({s.key_id for s in parsed}) != len(parsed):
+            raise MalformedRecord("a key signs at most once", field="signatures",
+                                  rule="duplicate_signer")
+        if parsed[0].key_id != body.author:
+            raise MalformedRecord("the first signature must be the author's",
+                                  field="signatures[0].key_id", rule="author_first")
+        body_bytes = canonical(obj["body"])
+        return cls(body, tuple(parsed), body_bytes, sha256(body_bytes))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SignedTx:
+        return cls.from_wire(loads(data))
+
+
+def leaf_bytes(body_bytes: bytes, signatures: Iterable[TxSignature]) -> bytes:
+    sigs = canonical([s.to_wire() for s in signatures])
+    return b'{"body":' + body_bytes + b',"signatures":' + sigs + b"}"
+
+
+def signing_message(tx_id: bytes) -> bytes:
+    """What a transaction signature covers, after the domain prefix."""
+    return tx_id
+
+
+def make_body(
+    *,
+    tx_type: str,
+    chain_id: str,
+    author: SigningKey | str,
+    payload: Mapping[str, Any],
+    nonce: str,
+    created_at: datetime,
+    ttl: timedelta = timedelta(hours=1),
+) -> TxBody:
+    """Build a body (validated through the wire form, so it is always legal)."""
+    kid = author if isinstance(author, str) else author.key_id
+    wire = {
+        "type": tx_type,
+        "chain_id": chain_id,
+        "author": kid,
+        "nonce": nonce,
+        "created_at": format_time(created_at),
+        "expires_at": format_time(created_at + ttl),
+        "payload": dict(payload),
+    }
+    return TxBody.from_wire(wire)
+
+
+def sign_tx(body: TxBody, keys: Sequence[SigningKey]) -> SignedTx:
+    """Sign ``body`` with ``keys``; the first key must be the author's."""
+    body_bytes = canonical(body.to_wire())
+    tx_id = sha256(body_bytes)
+    sigs = tuple(TxSignature(k.key_id, k.sign(Domain.TX, tx_id)) for k in keys)
+    return SignedTx.from_wire({"body": body.to_wire(), "signatures": [s.to_wire() for s in sigs]})
+
+
+def add_signature(tx: SignedTx, key: SigningKey) -> SignedTx:
+    """A counterparty adds its signature to a transaction someone else wrote."""
+    sig = TxSignature(key.key_id, key.sign(Domain.TX, tx.tx_id))
+    wire = tx.to_wire()
+    wire["signatures"].append(sig.to_wire())
+    return SignedTx.from_wire(wire)
+
+
+def verify_tx_signatures(tx: SignedTx, public_keys: Mapping[str, bytes]) -> None:
+    """Verify every signature of ``tx`` against the given key-id -> key map."""
+    for i, sig in enumerate(tx.signatures):
+        key = public_keys.get(sig.key_id)
+        if key is None:
+            raise VerificationError(f"signatures[{i}]: unknown key {sig.key_id}",
+                                    code="unknown_key")
+        verify(key, Domain.TX, tx.tx_id, sig.signature)
+
+
+# Strict wire helpers -----------------------------------------------------
+
+
+def _object(value: object, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise MalformedRecord("must be a JSON object", field=path, rule="object")
+    return value
+
+
+def _exact_members(obj: Mapping[str, Any], names: Sequence[str], path: str) -> None:
+    prefix = "" if path == "$" else f"{path}."
+    for name in names:
+        if name not in obj:
+            raise MalformedRecord("is required", field=f"{prefix}{name}", rule="required")
+    for name in obj:
+        if name not in names:
+            raise MalformedRecord("is not a known member", field=f"{prefix}{name}",
+                                  rule="unknown_field")
+
+
+def _string(value: object, path: str, pattern: re.Pattern[str], what: str) -> str:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise MalformedRecord(f"must be {what}", field=path, rule="format")
+    return value

@@ -1,0 +1,1 @@
+"""The TradeLedger node: HTTP API, solo ordering, explorer pages."""

@@ -1,0 +1,195 @@
+"""The node's HTTP API (specs/api.md). Versioned under ``/v1``.
+
+Routes hold no business rules: they parse, call :class:`LedgerNode`, and let
+``node.errors`` turn failures into problem responses.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+from fastapi import FastAPI, Query, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from ledger.chain import Genesis
+from ledger.encoding import loads
+from ledger.errors import MalformedRecord, NotFound
+from ledger.keys import load_key
+from ledger.store import Store
+from node import errors, explorer
+from node.config import NodeConfig
+from node.service import LedgerNode
+
+API_VERSION = "v1"
+
+
+def _body_limit(app: FastAPI, max_bytes: int) -> None:
+    @app.middleware("http")
+    async def limit(request: Request, call_next: Callable[[Request], Awaitable[Response]]
+                    ) -> Response:
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            try:
+                too_big = int(declared) > max_bytes
+            except ValueError:
+                return errors.problem(400, "malformed", "content-length is not a number",
+                                      field="content-length", rule="integer")
+            if too_big:
+                return errors.problem(413, "too_large",
+                                      f"request body exceeds {max_bytes} bytes",
+                                      field="body", rule="max_bytes")
+        return await call_next(request)
+
+
+async def _json_body(request: Request, max_bytes: int) -> Any:
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > max_bytes:
+            raise MalformedRecord(f"request body exceeds {max_bytes} bytes", field="body",
+                                  rule="max_bytes", code="too_large")
+    if not raw:
+        raise MalformedRecord("a JSON body is required", field="body", rule="required")
+    return loads(raw)
+
+
+def create_app(node: LedgerNode, *, max_request_bytes: int = 4 * 1024 * 1024,
+               max_batch: int = 1000, start_orderer: bool = True) -> FastAPI:
+    """Build the app around a node (tests pass their own node)."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if start_orderer:
+            node.start()
+        try:
+            yield
+        finally:
+            node.stop()
+
+    app = FastAPI(title="TradeLedger node", version="0.1.0", lifespan=lifespan,
+                  docs_url="/docs", redoc_url=None)
+    app.state.node = node
+    errors.install(app)
+    _body_limit(app, max_request_bytes)
+
+    @app.get("/health", tags=["ops"])
+    def health() -> dict[str, Any]:
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["ops"])
+    def ready() -> Response:
+        head = node.head
+        ok = node._thread is not None or not start_orderer
+        body = {"ready": ok, "chain_id": node.chain_id, "height": head.height}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    v1 = f"/{API_VERSION}"
+
+    @app.post(f"{v1}/tx", status_code=202, tags=["transactions"])
+    async def submit(request: Request, response: Response) -> dict[str, Any]:
+        """Submit one signed transaction. Idempotent: resubmitting returns its status."""
+        wire = await _json_body(request, max_request_bytes)
+        status = node.submit(wire)
+        if status.status != "pending":
+            response.status_code = 200
+        return status.to_wire()
+
+    @app.post(f"{v1}/tx/batch", status_code=202, tags=["transactions"])
+    async def submit_batch(request: Request) -> dict[str, Any]:
+        """Submit up to ``max_batch`` transactions; each gets its own result."""
+        wire = await _json_body(request, max_request_bytes)
+        if not isinstance(wire, dict) or set(wire) != {"transactions"}:
+            raise MalformedRecord('body must be {"transactions": [...]}', field="transactions",
+                                  rule="required")
+        txs = wire["transactions"]
+        if not isinstance(txs, list) or not txs:
+            raise MalformedRecord("must be a non-empty list", field="transactions",
+                                  rule="list")
+        if len(txs) > max_batch:
+            raise MalformedRecord(f"at most {max_batch} transactions per batch",
+                                  field="transactions", rule="max_items")
+        return {"results": node.submit_many(txs)}
+
+    @app.get(f"{v1}/tx/{{tx_id}}", tags=["transactions"])
+    def get_tx(tx_id: str) -> dict[str, Any]:
+        """A transaction's status; committed ones come with the transaction."""
+        _check_hex(tx_id, "tx_id")
+        status = node.status(tx_id)
+        assert status is not None
+        out = status.to_wire()
+        if status.status == "committed":
+            out["transaction"] = json.loads(node.stored_tx(tx_id).leaf_bytes())
+        return out
+
+    @app.get(f"{v1}/blocks", tags=["blocks"])
+    def blocks(limit: int = Query(20, ge=1, le=200)) -> dict[str, Any]:
+        rows = node.store.latest_blocks(limit)
+        return {"blocks": [{"height": r.height, "hash": r.hash, "tx_count": r.tx_count,
+                            "header": loads(r.header)} for r in rows]}
+
+    @app.get(f"{v1}/blocks/{{height}}", tags=["blocks"])
+    def block(height: int) -> dict[str, Any]:
+        row = node.store.block_row(height)
+        if row is None:
+            raise NotFound(f"no block at height {height}", code="unknown_block")
+        cert = node.store.certificate(height)
+        return {"height": height, "hash": row.hash, "header": loads(row.header),
+                "certificate": cert.to_wire() if cert else None,
+                "transactions": [{"seq": t.seq, "tx_id": t.tx_id, "type": t.type,
+                                  "author": t.author} for t in node.store.txs_in_block(height)]}
+
+    @app.get(f"{v1}/headers/{{height}}", tags=["blocks"])
+    def header(height: int) -> dict[str, Any]:
+        found = node.store.header(height)
+        if found is None:
+            raise NotFound(f"no block at height {height}", code="unknown_block")
+        return found.to_wire()
+
+    @app.get(f"{v1}/certificate/latest", tags=["blocks"])
+    def latest_certificate() -> dict[str, Any]:
+        head, cert = node.certified_head()
+        return {"header": head.to_wire(), "certificate": cert.to_wire()}
+
+    @app.get(f"{v1}/genesis", tags=["blocks"])
+    def genesis() -> Response:
+        return Response(node.genesis.to_bytes(), media_type="application/json")
+
+    @app.get(f"{v1}/proof/tx/{{tx_id}}", tags=["proofs"])
+    def inclusion(tx_id: str) -> dict[str, Any]:
+        """A proof bundle: the record, its Merkle path, the header and certificate."""
+        _check_hex(tx_id, "tx_id")
+        return node.inclusion_bundle(tx_id)
+
+    @app.get(f"{v1}/proof/consistency", tags=["proofs"])
+    def consistency(old_size: int = Query(..., ge=1)) -> dict[str, Any]:
+        """Proof that today's certified log extends the log of size ``old_size``."""
+        return node.consistency_bundle(old_size)
+
+    explorer.install(app, node)
+    return app
+
+
+def _check_hex(value: str, field: str) -> None:
+    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise MalformedRecord("must be 64 lower-case hex digits", field=field, rule="hex")
+
+
+def app_from_config(config: NodeConfig) -> FastAPI:
+    """Open the store and keys named by ``config`` and build the app."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    genesis = Genesis.from_bytes(Path(config.genesis_path).read_bytes())
+    key = load_key(config.node_key_path, config.passphrase)
+    store = Store(config.db_url)
+    node = LedgerNode(store, genesis, node_key=key, node_org=config.node_org,
+                      block_max_txs=config.block_max_txs, block_interval=config.block_interval,
+                      max_pending=config.max_pending)
+    return create_app(node, max_request_bytes=config.max_request_bytes,
+                      max_batch=config.max_batch)
+
+
+def main_app() -> FastAPI:  # uvicorn --factory node.app:main_app
+    return app_from_config(NodeConfig.from_env())

@@ -1,0 +1,337 @@
+"""The node: intake of transactions, solo ordering, statuses and proof bundles.
+
+Intake runs the checks that need no ordering (format, payload model, time
+window, nonce, signatures against committed keys) so that a bad transaction
+gets its 4xx at once. The orderer then executes each block through the
+contracts (ledger.executor): ordering fixes the sequence, the contracts
+decide validity (ARCHITECTURE decision 5).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ledger import merkle
+from ledger.block import BlockHeader, Certificate, sign_checkpoint
+from ledger.chain import Genesis, build_block
+from ledger.contracts import REGISTRY, Keys, parse_payload
+from ledger.errors import Conflict, LedgerError, MalformedRecord, NotFound, Rejected
+from ledger.executor import GENESIS_TYPE, MAX_CLOCK_SKEW, VerifiedSignatures
+from ledger.keys import Domain, SigningKey, verify
+from ledger.store import Store, StoredTx, StoreNodes
+from ledger.timefmt import format_time
+from ledger.tx import SignedTx
+
+log = logging.getLogger("tradeledger.node")
+
+BUNDLE_VERSION = "tradeledger-proof/1"
+
+
+@dataclass(frozen=True)
+class TxStatus:
+    tx_id: str
+    status: str  # pending | committed | rejected
+    height: int | None = None
+    seq: int | None = None
+    code: str | None = None
+    message: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"tx_id": self.tx_id, "status": self.status}
+        if self.status == "committed":
+            out.update(height=self.height, seq=self.seq)
+        if self.status == "rejected":
+            out.update(code=self.code, message=self.message)
+        return out
+
+
+class Clock:
+    """Wall-clock time for the node edge (the core never reads a clock)."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class LedgerNode:
+    """One node's ledger: its store, its genesis, its node key and its orderer."""
+
+    def __init__(
+        self,
+        store: Store,
+        genesis: Genesis,
+        *,
+        node_key: SigningKey,
+        node_org: str,
+        block_max_txs: int = 2000,
+        block_interval: float = 0.05,
+        max_pending: int = 50_000,
+        clock: Clock | None = None,
+    ) -> None:
+        self.store = store
+        self.genesis = genesis
+        self.chain_id = genesis.chain_id
+        self.node_key = node_key
+        self.node_org = node_org
+        self.block_max_txs = block_max_txs
+        self.block_interval = block_interval
+        self.max_pending = max_pending
+        self.clock = clock or Clock()
+        self._lock = threading.Condition()
+        self._pending: OrderedDict[bytes, SignedTx] = OrderedDict()
+        self._pending_nonces: set[tuple[str, str]] = set()
+        self._verified = VerifiedSignatures()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._nodes = StoreNodes(store)
+        self.head: BlockHeader
+        self._open()
+
+    # -- start-up -----------------------------------------------------------
+
+    def _open(self) -> None:
+        self.store.create()
+        head = self.store.head()
+        if head is None:
+            self.store.commit_genesis(self.genesis)
+            head = self.genesis.header
+        elif self.store.header(0) != self.genesis.header:
+            raise Conflict("the database holds a different chain than this genesis file",
+                           code="wrong_genesis")
+        self.head = head
+        self._tree = merkle.MerkleTree(self._nodes, head.log_size)
+        record = self.store.get(Keys.key(self.node_key.key_id))
+        if record is None or record["kind"] != "node" or record["org"] != self.node_org:
+            raise Conflict(f"key {self.node_key.key_id} is not a node key of {self.node_org}",
+                           code="not_a_node_key")
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="orderer", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._lock:
+            self._lock.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    # -- intake -------------------------------------------------------------
+
+    def submit(self, wire: object) -> TxStatus:
+        """Check and queue one transaction; returns its status (idempotent)."""
+        tx = SignedTx.from_wire(wire)
+        known = self.status(tx.tx_id_hex, missing_ok=True)
+        if known is not None:
+            return known
+        self._precheck(tx)
+        with self._lock:
+            if tx.tx_id in self._pending:
+                return TxStatus(tx.tx_id_hex, "pending")
+            nonce = (tx.body.author, tx.body.nonce)
+            if nonce in self._pending_nonces:
+                raise Conflict(f"nonce {tx.body.nonce!r} is already pending for this author",
+                               code="nonce_reused")
+            if len(self._pending) >= self.max_pending:
+                raise Conflict("the node's queue is full; retry shortly", code="busy")
+            self._pending[tx.tx_id] = tx
+            self._pending_nonces.add(nonce)
+            self._lock.notify()
+        return TxStatus(tx.tx_id_hex, "pending")
+
+    def submit_many(self, wires: Sequence[object]) -> list[dict[str, Any]]:
+        """Submit a batch; each item gets its own status or error."""
+        results: list[dict[str, Any]] = []
+        for i, wire in enumerate(wires):
+            try:
+                results.append(self.submit(wire).to_wire())
+            except LedgerError as exc:
+                problem = exc.to_problem()
+                if isinstance(exc, MalformedRecord):
+                    problem["field"] = f"transactions[{i}].{exc.field}".rstrip(".")
+                results.append({"status": "refused", **problem})
+        return results
+
+    def _precheck(self, tx: SignedTx) -> None:
+        body = tx.body
+        if body.chain_id != self.chain_id:
+            raise Rejected("wrong_chain", f"transaction is for chain {body.chain_id!r}, "
+                                          f"this node serves {self.chain_id!r}")
+        spec = REGISTRY.get(body.type)
+        if spec is None or body.type == GENESIS_TYPE:
+            raise MalformedRecord(f"unknown transaction type {body.type!r}", field="body.type",
+                                  rule="known_type")
+        parse_payload(spec.payload, body.payload, path="body.payload")
+        now = self.clock.now()
+        if now > body.expires_at:
+            raise Rejected("expired", f"expired at {format_time(body.expires_at)}")
+        if body.created_at - MAX_CLOCK_SKEW > now:
+            raise Rejected("from_the_future",
+                           "created_at is more than 5 minutes ahead of the node's clock")
+        if self.store.nonce_used(body.author, body.nonce):
+            raise Conflict(f"nonce {body.nonce!r} was used before by this author",
+                           code="nonce_reused")
+        for i, sig in enumerate(tx.signatures):
+            record = self.store.get(Keys.key(sig.key_id))
+            if record is None:
+                # The key may be enrolled by a transaction still pending; the
+                # executor decides when the block is cut.
+                continue
+            if record["status"] != "active":
+                raise Rejected("key_revoked", f"signatures[{i}]: key {sig.key_id} is "
+                                              f"{record['status']}")
+            verify(bytes.fromhex(record["public_key"]), Domain.TX, tx.tx_id, sig.signature)
+            self._verified.pairs.add((tx.tx_id, sig.key_id))
+
+    # -- ordering -----------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                if not self._pending:
+                    self._lock.wait(timeout=0.5)
+                    continue
+            # A short window lets a burst fill the block.
+            deadline = time.monotonic() + self.block_interval
+            while time.monotonic() < deadline and len(self._pending) < self.block_max_txs:
+                time.sleep(min(0.005, self.block_interval))
+            try:
+                self.cut_block()
+            except Exception:  # keep ordering alive; the block was not committed
+                log.exception("cutting a block failed")
+                time.sleep(0.2)
+
+    def cut_block(self) -> BlockHeader | None:
+        """Take pending transactions, execute, commit and sign one block."""
+        with self._lock:
+            batch: list[SignedTx] = []
+            while self._pending and len(batch) < self.block_max_txs:
+                _, tx = self._pending.popitem(last=False)
+                batch.append(tx)
+        if not batch:
+            return None
+        try:
+            built = build_block(prev=self.head, state=self.store, tree=self._tree, txs=batch,
+                                time=self.clock.now(), proposer=self.node_key.key_id,
+                                verified=self._verified)
+            sig = sign_checkpoint(built.header, self.node_key, self.node_org)
+            self.store.commit_block(built, [sig])
+        except BaseException:
+            self._nodes.discard_pending()
+            self._tree = merkle.MerkleTree(self._nodes, self.head.log_size)
+            with self._lock:  # put the batch back, in order, for the next attempt
+                for tx in reversed(batch):
+                    self._pending[tx.tx_id] = tx
+                    self._pending.move_to_end(tx.tx_id, last=False)
+            raise
+        self._nodes.take_pending()
+        self.head = built.header
+        when = format_time(self.clock.now())
+        self.store.add_receipts((r.tx.tx_id_hex, r.error.code, r.error.message, when)
+                                for r in built.refused)
+        with self._lock:
+            for tx in batch:
+                self._pending_nonces.discard((tx.body.author, tx.body.nonce))
+                for s in tx.signatures:
+                    self._verified.pairs.discard((tx.tx_id, s.key_id))
+        return built.header
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until the queue is empty (tests and the demo use it)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._pending:
+                    return
+            if self._thread is None:
+                self.cut_block()
+            else:
+                time.sleep(0.01)
+        raise TimeoutError("pending transactions were not ordered in time")
+
+    # -- reads --------------------------------------------------------------
+
+    def status(self, tx_id: str, *, missing_ok: bool = False) -> TxStatus | None:
+        stored = self.store.tx_by_id(tx_id)
+        if stored is not None:
+            return TxStatus(tx_id, "committed", height=stored.height, seq=stored.seq)
+        try:
+            raw_id = bytes.fromhex(tx_id)
+        except ValueError:
+            raw_id = b""
+        with self._lock:
+            if raw_id in self._pending:
+                return TxStatus(tx_id, "pending")
+        receipt = self.store.receipt(tx_id)
+        if receipt is not None:
+            return TxStatus(tx_id, "rejected", code=receipt.code, message=receipt.message)
+        if missing_ok:
+            return None
+        raise NotFound(f"no transaction {tx_id} is known to this node", code="unknown_tx")
+
+    def certified_head(self) -> tuple[BlockHeader, Certificate]:
+        head = self.head
+        cert = self.store.certificate(head.height)
+        if cert is None:  # genesis: the trust anchor needs no certificate
+            cert = Certificate(head.height, head.hash, ())
+        return head, cert
+
+    def inclusion_bundle(self, tx_id: str) -> dict[str, Any]:
+        """A self-contained proof that ``tx_id`` is in the certified log."""
+        stored = self.store.tx_by_id(tx_id)
+        if stored is None:
+            raise NotFound(f"transaction {tx_id} is not committed", code="unknown_tx")
+        head, cert = self.certified_head()
+        tree = merkle.MerkleTree(StoreNodes(self.store), head.log_size)
+        proof = tree.inclusion_proof(stored.seq, head.log_size)
+        return {
+            "version": BUNDLE_VERSION,
+            "kind": "inclusion",
+            "chain_id": self.chain_id,
+            "genesis_hash": self.genesis.hash.hex(),
+            "tx_id": stored.tx_id,
+            "height": stored.height,
+            "leaf_index": stored.seq,
+            "leaf": stored.leaf_bytes().decode("utf-8"),
+            "inclusion_proof": [h.hex() for h in proof],
+            "header": head.to_wire(),
+            "certificate": cert.to_wire(),
+        }
+
+    def consistency_bundle(self, old_size: int, new_size: int | None = None) -> dict[str, Any]:
+        head, cert = self.certified_head()
+        new = head.log_size if new_size is None else new_size
+        if not 1 <= old_size <= new <= head.log_size:
+            raise MalformedRecord(
+                f"need 1 <= old ({old_size}) <= new ({new}) <= log size ({head.log_size})",
+                field="old_size", rule="range")
+        if new != head.log_size:
+            raise MalformedRecord("new must be the certified log size (omit it)",
+                                  field="new_size", rule="certified_size")
+        tree = merkle.MerkleTree(StoreNodes(self.store), head.log_size)
+        return {
+            "version": BUNDLE_VERSION,
+            "kind": "consistency",
+            "chain_id": self.chain_id,
+            "genesis_hash": self.genesis.hash.hex(),
+            "old_size": old_size,
+            "old_root": tree.root(old_size).hex(),
+            "new_size": new,
+            "consistency_proof": [h.hex() for h in tree.consistency_proof(old_size, new)],
+            "header": head.to_wire(),
+            "certificate": cert.to_wire(),
+        }
+
+    def stored_tx(self, tx_id: str) -> StoredTx:
+        stored = self.store.tx_by_id(tx_id)
+        if stored is None:
+            raise NotFound(f"transaction {tx_id} is not committed", code="unknown_tx")
+        return stored

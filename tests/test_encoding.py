@@ -1,0 +1,103 @@
+"""RFC 8785 canonical encoding: the RFC's own vectors, rejections, properties."""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ledger.encoding import MAX_SAFE_INTEGER, canonical, format_number, loads
+from ledger.errors import MalformedRecord
+
+VECTORS = json.loads((Path(__file__).parents[1] / "specs/vectors/jcs.json").read_text())
+
+
+@pytest.mark.parametrize("case", VECTORS["numbers"], ids=lambda c: c["desc"])
+def test_rfc8785_appendix_b_numbers(case: dict[str, str]) -> None:
+    value = struct.unpack(">d", bytes.fromhex(case["ieee754"]))[0]
+    assert format_number(value) == case["expected"]
+    assert canonical([value]) == f"[{case['expected']}]".encode()
+
+
+@pytest.mark.parametrize("case", VECTORS["objects"], ids=lambda c: c["desc"])
+def test_rfc8785_objects(case: dict[str, str]) -> None:
+    assert canonical(json.loads(case["input_json"])) == case["expected"].encode("utf-8")
+
+
+@pytest.mark.parametrize("case", VECTORS["rejected"], ids=lambda c: c["desc"])
+def test_unrepresentable_values_are_refused_naming_the_field(case: dict[str, str]) -> None:
+    value = json.loads(case["input_json"]) if "input_json" in case else eval(case["python"])  # noqa: S307
+    with pytest.raises(MalformedRecord) as info:
+        canonical(value)
+    assert info.value.field == case["field"]
+    assert info.value.rule == case["rule"]
+
+
+def test_safe_integer_bounds_are_inclusive() -> None:
+    assert canonical(MAX_SAFE_INTEGER) == b"9007199254740991"
+    assert canonical(-MAX_SAFE_INTEGER) == b"-9007199254740991"
+
+
+def test_booleans_are_not_numbers() -> None:
+    assert canonical({"a": True, "b": 1}) == b'{"a":true,"b":1}'
+
+
+def test_large_integers_read_as_doubles_so_re_encoding_is_stable() -> None:
+    encoded = canonical(1.3490997336069144e16)
+    assert encoded == b"13490997336069144"
+    assert canonical(loads(encoded)) == encoded
+
+
+def test_strict_loads_refuses_duplicate_members_and_nan() -> None:
+    with pytest.raises(MalformedRecord) as info:
+        loads(b'{"amount": 1, "amount": 2}')
+    assert info.value.rule == "duplicate_key"
+    with pytest.raises(MalformedRecord):
+        loads(b"[NaN]")
+    with pytest.raises(MalformedRecord) as info:
+        loads(b"{not json")
+    assert info.value.rule == "json"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda children: st.lists(children, max_size=5)
+    | st.dictionaries(st.text(max_size=8), children, max_size=5),
+    max_leaves=25,
+)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, int | float):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(map(_same, a, b))
+    return bool(a == b)
+
+
+@given(json_values)
+def test_canonical_round_trips_and_is_a_fixed_point(value: Any) -> None:
+    encoded = canonical(value)
+    parsed = loads(encoded)
+    assert _same(value, parsed)
+    assert canonical(parsed) == encoded
+
+
+@given(st.dictionaries(st.text(max_size=6), st.integers(0, 10), max_size=8))
+def test_member_order_does_not_change_the_bytes(value: dict[str, int]) -> None:
+    reordered = dict(reversed(list(value.items())))
+    assert canonical(value) == canonical(reordered)
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_numbers_round_trip_exactly(value: float) -> None:
+    assert float(format_number(value)) == value

@@ -1,0 +1,125 @@
+"""Signed transactions: wire format, tx ids, signatures, strict validation."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from ledger.encoding import canonical
+from ledger.errors import MalformedRecord, VerificationError
+from ledger.keys import Domain, SigningKey
+from ledger.tx import SignedTx, add_signature, make_body, sign_tx, verify_tx_signatures
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+BUYER = SigningKey(bytes([1]) * 32)
+SELLER = SigningKey(bytes([2]) * 32)
+
+
+def _tx(**payload: Any) -> SignedTx:
+    body = make_body(tx_type="trade.order", chain_id="test-chain", author=BUYER,
+                     payload=payload or {"order_id": "PO-1", "total": 1000},
+                     nonce="nonce-0001", created_at=T0)
+    return sign_tx(body, [BUYER])
+
+
+def test_tx_id_is_sha256_of_the_canonical_body() -> None:
+    tx = _tx()
+    assert tx.tx_id == hashlib.sha256(canonical(tx.body.to_wire())).digest()
+    assert tx.body_bytes == canonical(tx.body.to_wire())
+
+
+def test_signature_covers_the_domain_and_tx_id() -> None:
+    tx = _tx()
+    verify_tx_signatures(tx, {BUYER.key_id: BUYER.public_key})
+    sig = tx.signatures[0].signature
+    assert BUYER.sign(Domain.TX, tx.tx_id) == sig  # Ed25519 is deterministic
+
+
+def test_round_trip_through_the_wire() -> None:
+    tx = _tx()
+    again = SignedTx.from_wire(tx.to_wire())
+    assert again == tx
+    assert again.leaf_bytes() == canonical(tx.to_wire())
+
+
+def test_two_party_record_carries_both_signatures() -> None:
+    tx = add_signature(_tx(), SELLER)
+    assert tx.signers == (BUYER.key_id, SELLER.key_id)
+    verify_tx_signatures(tx, {BUYER.key_id: BUYER.public_key, SELLER.key_id: SELLER.public_key})
+
+
+def test_a_changed_payload_breaks_the_signature() -> None:
+    wire = _tx().to_wire()
+    wire["body"]["payload"]["total"] = 1001
+    forged = SignedTx.from_wire(wire)
+    with pytest.raises(VerificationError):
+        verify_tx_signatures(forged, {BUYER.key_id: BUYER.public_key})
+
+
+def _mutated(path: list[Any], value: Any) -> dict[str, Any]:
+    wire = copy.deepcopy(_tx().to_wire())
+    target = wire
+    for part in path[:-1]:
+        target = target[part]
+    if value is KeyError:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return wire
+
+
+BAD_WIRES = [
+    ("missing-body", ["body"], KeyError, "body", "required"),
+    ("unknown-top-level-field", ["extra"], 1, "extra", "unknown_field"),
+    ("unknown-body-field", ["body", "extra"], 1, "body.extra", "unknown_field"),
+    ("bad-type-name", ["body", "type"], "Order", "body.type", "format"),
+    ("bad-author", ["body", "author"], "xyz", "body.author", "format"),
+    ("short-nonce", ["body", "nonce"], "abc", "body.nonce", "format"),
+    ("non-utc-time", ["body", "created_at"], "2026-03-01T12:00:00+01:00", "body.created_at",
+     "rfc3339"),
+    ("expiry-before-creation", ["body", "expires_at"], "2026-03-01T11:00:00Z",
+     "body.expires_at", "after_created"),
+    ("ttl-over-a-day", ["body", "expires_at"], "2026-03-03T12:00:00Z", "body.expires_at",
+     "max_ttl"),
+    ("payload-not-object", ["body", "payload"], [1], "body.payload", "object"),
+    ("no-signatures", ["signatures"], [], "signatures", "required"),
+    ("signature-not-hex", ["signatures", 0, "signature"], "zz" * 64,
+     "signatures[0].signature", "hex"),
+    ("signature-short", ["signatures", 0, "signature"], "00" * 63,
+     "signatures[0].signature", "length"),
+    ("author-not-first", ["signatures", 0, "key_id"], SELLER.key_id, "signatures[0].key_id",
+     "author_first"),
+]
+
+
+@pytest.mark.parametrize(("desc", "path", "value", "field", "rule"), BAD_WIRES,
+                         ids=[b[0] for b in BAD_WIRES])
+def test_malformed_wire_names_field_and_rule(desc: str, path: list[Any], value: Any,
+                                             field: str, rule: str) -> None:
+    with pytest.raises(MalformedRecord) as info:
+        SignedTx.from_wire(_mutated(path, value))
+    assert (info.value.field, info.value.rule) == (field, rule), desc
+
+
+def test_duplicate_signer_is_refused() -> None:
+    wire = _tx().to_wire()
+    wire["signatures"].append(dict(wire["signatures"][0]))
+    with pytest.raises(MalformedRecord) as info:
+        SignedTx.from_wire(wire)
+    assert info.value.rule == "duplicate_signer"
+
+
+def test_floats_in_payload_are_signed_canonically() -> None:
+    tx = _tx(temperature=26.0, reading=1e21)
+    assert b'"temperature":26' in tx.body_bytes and b'"reading":1e+21' in tx.body_bytes
+    assert SignedTx.from_bytes(canonical(tx.to_wire())) == tx
+
+
+def test_make_body_ttl_is_bounded() -> None:
+    with pytest.raises(MalformedRecord):
+        make_body(tx_type="trade.order", chain_id="c1", author=BUYER, payload={}, nonce="n" * 8,
+                  created_at=T0, ttl=timedelta(days=2))
