@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ledger.encoding import canonical
+from ledger.encoding import canonical, canonical_pairs
 from ledger.errors import MalformedRecord, VerificationError
 from ledger.hashing import ZERO_HASH, parse_hash, parse_hex, sha256
 from ledger.keys import SIGNATURE_SIZE, Domain, SigningKey, is_valid
@@ -226,11 +226,13 @@ def verify_certificate(
         )
 
 
-def state_root_step(prev_state_root: bytes, changes: Sequence[tuple[str, Any]]) -> bytes:
+def state_root_step(prev_state_root: bytes,
+                    changes: Sequence[tuple[str, bytes | None]]) -> bytes:
     """Chain the state root: SHA-256(domain || prev || SHA-256(canonical(changes))).
 
     ``changes`` is the block's list of ``(key, value)`` writes sorted by key,
-    where ``value`` is ``None`` for a deletion.
+    each value the canonical bytes of a JSON value, or ``None`` for a
+    deletion; the digest covers ``canonical([[key, value], ...])``.
     """
-    digest = sha256(canonical([[k, v] for k, v in changes]))
+    digest = sha256(canonical_pairs(list(changes)))
     return sha256(b"tradeledger/v1/state\x00" + prev_state_root + digest)

@@ -193,6 +193,28 @@ def format_number(value: float, path: str = "$") -> str:
     return sign + digits[0] + "." + digits[1:] + exp
 
 
+_trusted_decode = json.JSONDecoder().decode
+
+
+def loads_trusted(data: bytes) -> Any:
+    """Parse bytes this process produced with :func:`canonical` (state values).
+
+    Skips the duplicate-member check of :func:`loads`, which canonical bytes
+    cannot fail; never use it on input from outside.
+    """
+    return _trusted_decode(data.decode("utf-8"))
+
+
+def canonical_pairs(pairs: list[tuple[str, bytes | None]]) -> bytes:
+    """``canonical([[k, v], ...])`` where each ``v`` is already canonical bytes.
+
+    Equal to encoding the parsed values again, without parsing them.
+    """
+    parts = [b"[" + _dumps(k).encode("utf-8") + b"," + (b"null" if v is None else v) + b"]"
+             for k, v in pairs]
+    return b"[" + b",".join(parts) + b"]"
+
+
 def loads(data: bytes | str) -> Any:
     """Parse JSON strictly: duplicate keys, NaN and infinities are refused.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
-from ledger.encoding import canonical, loads
+from ledger.encoding import canonical, loads_trusted
 
 
 class StateReader(Protocol):
@@ -36,6 +36,39 @@ class MemoryState:
                 self.items[key] = value
 
 
+class CachedState:
+    """A read-through cache over committed state, kept in step by the one writer.
+
+    The orderer reads every key a transaction touches; without a cache each
+    read would be a database round trip.
+    """
+
+    def __init__(self, base: StateReader, *, max_entries: int = 500_000) -> None:
+        self._base = base
+        self._cache: dict[str, bytes | None] = {}
+        self._max = max_entries
+
+    def get_raw(self, key: str) -> bytes | None:
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
+        value = self._base.get_raw(key)
+        if len(self._cache) >= self._max:
+            self._cache.clear()
+        self._cache[key] = value
+        return value
+
+    def committed(self, writes: Mapping[str, bytes | None]) -> None:
+        """Record a committed block's writes."""
+        if len(self._cache) + len(writes) >= self._max:
+            self._cache.clear()
+        self._cache.update(writes)
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+
 class Overlay:
     """Buffered writes over a reader; ``child()`` nests one per transaction."""
 
@@ -50,7 +83,7 @@ class Overlay:
 
     def get(self, key: str) -> Any:
         raw = self.get_raw(key)
-        return None if raw is None else loads(raw)
+        return None if raw is None else loads_trusted(raw)
 
     def exists(self, key: str) -> bool:
         return self.get_raw(key) is not None
@@ -73,9 +106,9 @@ class Overlay:
     def writes(self) -> Mapping[str, bytes | None]:
         return self._writes
 
-    def sorted_changes(self) -> list[tuple[str, Any]]:
-        """The writes sorted by key, values parsed, for the state root."""
-        return [(k, None if v is None else loads(v)) for k, v in sorted(self._writes.items())]
+    def sorted_changes(self) -> list[tuple[str, bytes | None]]:
+        """The writes sorted by key, values as canonical bytes, for the state root."""
+        return sorted(self._writes.items())
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._writes)

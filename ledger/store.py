@@ -150,12 +150,34 @@ class Store:
         self.url = url
         self.engine = make_engine(url)
         self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._raw_conns: list[Any] = []
+        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        self._get_sql = f"SELECT value FROM state WHERE key = {mark}"
 
     def create(self) -> None:
         SQLModel.metadata.create_all(self.engine)
 
     def close(self) -> None:
+        for conn in self._raw_conns:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
+        self._raw_conns.clear()
         self.engine.dispose()
+
+    def _raw(self) -> Any:
+        """A per-thread DB-API connection in autocommit mode, for hot point reads."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self.engine.raw_connection()
+            driver = conn.driver_connection
+            if hasattr(driver, "autocommit") and self.engine.dialect.name != "sqlite":
+                driver.autocommit = True
+            self._local.conn = conn
+            self._raw_conns.append(conn)
+        return conn
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -266,18 +288,24 @@ class Store:
     # -- state ------------------------------------------------------------
 
     def get_raw(self, key: str) -> bytes | None:
-        with self.session() as s:
-            row = s.get(StateRow, key)
-            return None if row is None else row.value
+        cursor = self._raw().cursor()
+        try:
+            cursor.execute(self._get_sql, (key,))
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+        return None if row is None else bytes(row[0])
 
     def get(self, key: str) -> Any:
         raw = self.get_raw(key)
         return None if raw is None else loads(raw)
 
     def state_items(self) -> Iterator[tuple[str, bytes]]:
-        with self.session() as s:
-            for row in s.exec(select(StateRow).order_by(col(StateRow.key))):
-                yield row.key, row.value
+        table = StateRow.__table__  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            for key, value in conn.execute(select(table.c.key, table.c.value)
+                                           .order_by(table.c.key)):
+                yield key, bytes(value)
 
     def state_prefix(self, prefix: str, *, limit: int = 1000) -> list[tuple[str, Any]]:
         """State entries whose key starts with ``prefix``, in key order."""

@@ -23,8 +23,10 @@ from ledger.block import BlockHeader, Certificate, sign_checkpoint
 from ledger.chain import Genesis, build_block
 from ledger.contracts import REGISTRY, Keys, parse_payload
 from ledger.errors import Conflict, LedgerError, MalformedRecord, NotFound, Rejected
+from ledger.encoding import loads_trusted
 from ledger.executor import GENESIS_TYPE, MAX_CLOCK_SKEW, VerifiedSignatures
 from ledger.keys import Domain, SigningKey, verify
+from ledger.state import CachedState
 from ledger.store import Store, StoredTx, StoreNodes
 from ledger.timefmt import format_time
 from ledger.tx import SignedTx
@@ -90,6 +92,7 @@ class LedgerNode:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._nodes = StoreNodes(store)
+        self._state = CachedState(store)
         self.head: BlockHeader
         self._open()
 
@@ -176,11 +179,12 @@ class LedgerNode:
         if body.created_at - MAX_CLOCK_SKEW > now:
             raise Rejected("from_the_future",
                            "created_at is more than 5 minutes ahead of the node's clock")
-        if self.store.nonce_used(body.author, body.nonce):
+        if self._state.get_raw(Keys.nonce(body.author, body.nonce)) is not None:
             raise Conflict(f"nonce {body.nonce!r} was used before by this author",
                            code="nonce_reused")
         for i, sig in enumerate(tx.signatures):
-            record = self.store.get(Keys.key(sig.key_id))
+            raw = self._state.get_raw(Keys.key(sig.key_id))
+            record = None if raw is None else loads_trusted(raw)
             if record is None:
                 # The key may be enrolled by a transaction still pending; the
                 # executor decides when the block is cut.
@@ -219,11 +223,12 @@ class LedgerNode:
         if not batch:
             return None
         try:
-            built = build_block(prev=self.head, state=self.store, tree=self._tree, txs=batch,
+            built = build_block(prev=self.head, state=self._state, tree=self._tree, txs=batch,
                                 time=self.clock.now(), proposer=self.node_key.key_id,
                                 verified=self._verified)
-            sig = sign_checkpoint(built.header, self.node_key, self.node_org)
-            self.store.commit_block(built, [sig])
+            if built.accepted:
+                sig = sign_checkpoint(built.header, self.node_key, self.node_org)
+                self.store.commit_block(built, [sig])
         except BaseException:
             self._nodes.discard_pending()
             self._tree = merkle.MerkleTree(self._nodes, self.head.log_size)
@@ -233,7 +238,9 @@ class LedgerNode:
                     self._pending.move_to_end(tx.tx_id, last=False)
             raise
         self._nodes.take_pending()
-        self.head = built.header
+        if built.accepted:
+            self._state.committed(built.state_writes)
+            self.head = built.header
         when = format_time(self.clock.now())
         self.store.add_receipts((r.tx.tx_id_hex, r.error.code, r.error.message, when)
                                 for r in built.refused)
@@ -242,7 +249,7 @@ class LedgerNode:
                 self._pending_nonces.discard((tx.body.author, tx.body.nonce))
                 for s in tx.signatures:
                     self._verified.pairs.discard((tx.tx_id, s.key_id))
-        return built.header
+        return built.header if built.accepted else None
 
     def flush(self, timeout: float = 30.0) -> None:
         """Wait until the queue is empty (tests and the demo use it)."""

@@ -16,6 +16,7 @@ from ledger.contracts.base import (
     parse_payload,
 )
 from ledger.contracts import membership  # noqa: E402  (registers its contracts)
+from ledger.contracts import trade  # noqa: E402
 
 __all__ = [
     "REGISTRY",
@@ -29,4 +30,5 @@ __all__ = [
     "contract",
     "membership",
     "parse_payload",
+    "trade",
 ]

@@ -129,5 +129,9 @@ class Keys:
         return f"key/{key_id}"
 
     @staticmethod
+    def org_key(org_id: str, key_id: str) -> str:
+        return f"orgkey/{org_id}/{key_id}"
+
+    @staticmethod
     def nonce(author: str, nonce: str) -> str:
         return f"nonce/{author}/{nonce}"

@@ -94,9 +94,14 @@ def apply_genesis(ctx: TxContext, p: GenesisPayload) -> None:
                     "key_id": kid, "org": org.id, "kind": kind, "public_key": public,
                     "status": "active", "since": ctx.height, "revoked_at": None,
                 })
+                ctx.state.put(Keys.org_key(org.id, kid), kind)
+        # The organisation record lists only its admin and node keys, which stay
+        # few; member keys are indexed under orgkey/<org>/ so the record keeps a
+        # bounded size however many members enrol.
         ctx.state.put(Keys.org(org.id), {
             "id": org.id, "name": org.name, "country": org.country, "roles": org.roles,
-            "status": "active", "since": ctx.height, "keys": ids,
+            "status": "active", "since": ctx.height,
+            "keys": {"admin": ids["admin"], "node": ids["node"]},
             "encryption_key": org.encryption_key,
         })
     for validator in p.quorum.validators:
@@ -126,7 +131,7 @@ def apply_genesis(ctx: TxContext, p: GenesisPayload) -> None:
 def kinds_of(state: Overlay | StateReader, org_id: str) -> dict[str, list[str]]:
     raw = state.get_raw(Keys.org(org_id))
     if raw is None:
-        return {"admin": [], "member": [], "node": []}
+        return {"admin": [], "node": []}
     from ledger.encoding import loads
 
     keys: dict[str, list[str]] = loads(raw)["keys"]
@@ -188,13 +193,15 @@ def apply_key_enrol(ctx: TxContext, p: KeyEnrolPayload) -> None:
     kid = key_id(bytes.fromhex(p.public_key))
     if ctx.state.exists(Keys.key(kid)):
         raise Rejected("duplicate_key", f"key {kid} is already enrolled")
-    org: dict[str, Any] = ctx.state.get(Keys.org(p.org))
     ctx.state.put(Keys.key(kid), {
         "key_id": kid, "org": p.org, "kind": p.kind, "public_key": p.public_key,
         "status": "active", "since": ctx.height, "revoked_at": None,
     })
-    org["keys"][p.kind].append(kid)
-    ctx.state.put(Keys.org(p.org), org)
+    ctx.state.put(Keys.org_key(p.org, kid), p.kind)
+    if p.kind in ("admin", "node"):
+        org: dict[str, Any] = ctx.state.get(Keys.org(p.org))
+        org["keys"][p.kind].append(kid)
+        ctx.state.put(Keys.org(p.org), org)
     ctx.parties.add(p.org)
 
 

@@ -1,0 +1,271 @@
+"""The block explorer: server-rendered HTML pages over the node's chain.
+
+Routes (none of them in the OpenAPI schema):
+
+* ``GET /`` and ``GET /explorer``: chain, head and the latest blocks
+  (``?before=H`` pages back through older ones);
+* ``GET /explorer/search?q=``: a height or a transaction id, redirected to its page;
+* ``GET /explorer/block/{height}``: a header, its certificate and its transactions;
+* ``GET /explorer/tx/{tx_id}``: a transaction's status; a committed one comes with
+  its body, signatures and proof bundle, which ``static/verify.js`` checks in the
+  browser against the embedded genesis file (the steps of ``client/verify.py``);
+* ``/static``: the stylesheet and the verifier script.
+
+Pages hold no ledger logic: they read through :class:`LedgerNode` and render.
+Every transaction a page shows is read in :meth:`Explorer.block_txs` or
+:meth:`Explorer.committed_tx`; read access for a viewer (ARCHITECTURE decision
+8) belongs in those two methods.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from ledger.contracts import Keys
+from ledger.encoding import loads
+from ledger.errors import NotFound
+from ledger.store import StoredTx
+from node.service import LedgerNode, TxStatus
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+PAGE_SIZE = 20
+
+TX_ID_RE = re.compile(r"^[0-9a-f]{64}$")
+HEIGHT_RE = re.compile(r"^[0-9]{1,18}$")
+
+# The pages load scripts and styles from /static only; the embedded JSON
+# (<script type="application/json">) is data, never executed.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+@dataclass(frozen=True)
+class BlockLine:
+    """One row of a block list."""
+
+    height: int
+    hash: str
+    time: str
+    tx_count: int
+
+
+@dataclass(frozen=True)
+class TxLine:
+    """One row of a block's transaction list."""
+
+    seq: int
+    tx_id: str
+    type: str
+    author: str
+    org: str | None
+
+
+class PageError(Exception):
+    """A request the explorer answers with an HTML error page."""
+
+    def __init__(self, status: int, title: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.title = title
+        self.message = message
+
+
+def short(value: str, size: int = 16) -> str:
+    """A hash prefix for tables; the full value stays in the link target."""
+    return value if len(value) <= size else value[:size] + "…"
+
+
+def when(value: str) -> str:
+    """RFC 3339 UTC ``2026-01-05T09:00:00.123Z`` as ``2026-01-05 09:00:00 UTC``."""
+    match = re.fullmatch(r"(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(\.\d+)?Z", value)
+    return f"{match.group(1)} {match.group(2)} UTC" if match else value
+
+
+def _templates() -> Jinja2Templates:
+    templates = Jinja2Templates(directory=TEMPLATES)  # autoescapes .html
+    templates.env.filters["short"] = short
+    templates.env.filters["when"] = when
+    return templates
+
+
+def parse_height(text: str) -> int:
+    if not HEIGHT_RE.fullmatch(text):
+        raise PageError(400, "Not a block height",
+                        f"“{text}” is not a block height: heights are whole numbers from 0.")
+    return int(text)
+
+
+def parse_tx_id(text: str) -> str:
+    if not TX_ID_RE.fullmatch(text):
+        raise PageError(400, "Not a transaction id",
+                        f"“{text}” is not a transaction id: a transaction id is 64 "
+                        "lower-case hexadecimal digits (the SHA-256 of its body).")
+    return text
+
+
+class Explorer:
+    """The page handlers around one node."""
+
+    def __init__(self, node: LedgerNode) -> None:
+        self.node = node
+        self.templates = _templates()
+        payload = node.genesis.tx.body.payload
+        self.chain_name = str(payload.get("name", node.chain_id))
+        quorum = payload.get("quorum", {})
+        self.validators: list[str] = list(quorum.get("validators", []))
+        self.threshold = int(quorum.get("threshold", 0))
+        self.org_names = {str(o["id"]): str(o.get("name", o["id"]))
+                          for o in payload.get("organisations", [])}
+
+    # -- rendering ------------------------------------------------------------
+
+    def render(self, request: Request, name: str, context: dict[str, Any],
+               status_code: int = 200) -> HTMLResponse:
+        context = {"chain_id": self.node.chain_id, "chain_name": self.chain_name, **context}
+        return self.templates.TemplateResponse(request, name, context, status_code=status_code,
+                                               headers=SECURITY_HEADERS)
+
+    def error_page(self, request: Request, error: PageError) -> HTMLResponse:
+        return self.render(request, "error.html", {"status": error.status,
+                                                   "title": error.title,
+                                                   "message": error.message},
+                           status_code=error.status)
+
+    # -- reads ----------------------------------------------------------------
+
+    def block_lines(self, before: int | None) -> list[BlockLine]:
+        if before is None:
+            rows = self.node.store.latest_blocks(PAGE_SIZE)
+        else:
+            rows = self.node.store.block_rows(max(0, before - PAGE_SIZE), before)[::-1]
+        lines = []
+        for row in rows:
+            header = loads(row.header)
+            lines.append(BlockLine(row.height, row.hash, str(header["time"]), row.tx_count))
+        return lines
+
+    def author_org(self, key_id: str) -> str | None:
+        record = self.node.store.get(Keys.key(key_id))
+        return str(record["org"]) if isinstance(record, dict) and "org" in record else None
+
+    def block_txs(self, height: int) -> list[StoredTx]:
+        """The transactions a block page lists."""
+        return self.node.store.txs_in_block(height)
+
+    def committed_tx(self, tx_id: str) -> StoredTx:
+        """The committed transaction a transaction page shows."""
+        return self.node.stored_tx(tx_id)
+
+    # -- pages ----------------------------------------------------------------
+
+    def index(self, request: Request, before: str | None = None) -> HTMLResponse:
+        try:
+            upper = None if before is None else parse_height(before)
+        except PageError as exc:
+            return self.error_page(request, exc)
+        head = self.node.head
+        blocks = self.block_lines(upper)
+        older = blocks[-1].height if blocks and blocks[-1].height > 0 else None
+        return self.render(request, "index.html", {
+            "head": head.to_wire(), "blocks": blocks, "older": older, "paged": upper is not None,
+            "validators": self.validators, "threshold": self.threshold,
+        })
+
+    def block(self, request: Request, height: str) -> HTMLResponse:
+        try:
+            h = parse_height(height)
+            row = self.node.store.block_row(h) if h <= self.node.head.height else None
+            if row is None:
+                raise PageError(404, "Block not found",
+                                f"This node has no block at height {h} (its head is at "
+                                f"height {self.node.head.height}).")
+        except PageError as exc:
+            return self.error_page(request, exc)
+        orgs: dict[str, str | None] = {}
+        txs = []
+        for t in self.block_txs(h):
+            if t.author not in orgs:
+                orgs[t.author] = self.author_org(t.author)
+            txs.append(TxLine(t.seq, t.tx_id, t.type, t.author, orgs[t.author]))
+        cert = self.node.store.certificate(h)
+        return self.render(request, "block.html", {
+            "height": h, "hash": row.hash, "header": loads(row.header),
+            "certificate": cert.to_wire() if cert else None, "txs": txs,
+            "is_head": h == self.node.head.height, "validators": self.validators,
+            "threshold": self.threshold, "org_names": self.org_names,
+        })
+
+    def transaction(self, request: Request, tx_id: str) -> HTMLResponse:
+        try:
+            parse_tx_id(tx_id)
+            status = self._status(tx_id)
+        except PageError as exc:
+            return self.error_page(request, exc)
+        context: dict[str, Any] = {"tx_id": tx_id, "status": status}
+        if status.status == "committed":
+            stored = self.committed_tx(tx_id)
+            body = loads(stored.body)
+            bundle = self.node.inclusion_bundle(tx_id)
+            context.update(
+                tx=stored, body=body,
+                body_json=json.dumps(body, indent=2, ensure_ascii=False),
+                author_org=self.author_org(stored.author),
+                signatures=[(s.key_id, self.author_org(s.key_id), s.signature.hex())
+                            for s in stored.signatures],
+                bundle=bundle,
+                bundle_json=json.dumps(bundle, indent=2, ensure_ascii=False),
+                genesis=self.node.genesis.to_wire(),
+            )
+        return self.render(request, "tx.html", context)
+
+    def _status(self, tx_id: str) -> TxStatus:
+        try:
+            status = self.node.status(tx_id)
+        except NotFound as exc:
+            raise PageError(404, "Transaction not found", exc.message) from exc
+        assert status is not None
+        return status
+
+    def search(self, request: Request, q: str = "") -> Response:
+        text = q.strip().lower()
+        if HEIGHT_RE.fullmatch(text):
+            return RedirectResponse(f"/explorer/block/{int(text)}", status_code=303)
+        if TX_ID_RE.fullmatch(text):
+            return RedirectResponse(f"/explorer/tx/{text}", status_code=303)
+        return self.error_page(request, PageError(
+            400, "Nothing to look up",
+            f"“{q}” is neither a block height (a whole number) nor a transaction id "
+            "(64 hexadecimal digits)."))
+
+
+def install(app: FastAPI, node: LedgerNode) -> None:
+    """Register the explorer pages and ``/static`` on ``app``."""
+    explorer = Explorer(node)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    pages: list[tuple[str, Any]] = [
+        ("/", explorer.index),
+        ("/explorer", explorer.index),
+        ("/explorer/search", explorer.search),
+        ("/explorer/block/{height}", explorer.block),
+        ("/explorer/tx/{tx_id}", explorer.transaction),
+    ]
+    for path, endpoint in pages:
+        app.add_api_route(path, endpoint, methods=["GET"], include_in_schema=False,
+                          response_class=HTMLResponse)

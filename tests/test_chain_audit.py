@@ -1,0 +1,151 @@
+"""The chain as truth: blocks commit whole, audits catch every edited row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from ledger.audit import audit, rebuild_derived
+from ledger.store import Store
+from tests.helpers import enrol_tx, fill_blocks, make_node
+
+
+@pytest.fixture
+def chain(demo_consortium: Any, db_url: str) -> Any:
+    node = make_node(demo_consortium, db_url)
+    ids = fill_blocks(node, demo_consortium, blocks=5, per_block=6)
+    return node, ids
+
+
+def _exec(store: Store, sql: str, **params: Any) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(text(sql), params)
+
+
+def _finding(store: Store) -> tuple[int, str]:
+    report = audit(store, workers=2)
+    assert not report.ok, "tampering went unnoticed"
+    assert report.finding is not None
+    return report.finding.height, report.finding.message
+
+
+def test_clean_chain_passes_audit(chain: Any) -> None:
+    node, ids = chain
+    report = audit(node.store, workers=2)
+    assert report.ok, report.finding
+    assert report.blocks == 6 and report.txs == len(ids) + 1
+
+
+def test_edited_payload_byte_is_caught_with_its_height(chain: Any) -> None:
+    node, _ids = chain
+    store = node.store
+    row = store.tx_by_seq(14)
+    assert row is not None
+    edited = row.body.replace(b'"member"', b'"admin"')
+    _exec(store, "UPDATE tx SET body = :b WHERE seq = 14", b=edited)
+    height, reason = _finding(store)
+    assert height == row.height and "log entry 14" in reason
+
+
+def test_edited_payload_with_recomputed_tx_id_fails_the_signature(chain: Any) -> None:
+    import hashlib
+
+    node, _ids = chain
+    store = node.store
+    row = store.tx_by_seq(9)
+    assert row is not None
+    edited = row.body.replace(b'"member"', b'"admin"')
+    _exec(store, "UPDATE tx SET body = :b, tx_id = :t WHERE seq = 9", b=edited,
+          t=hashlib.sha256(edited).hexdigest())
+    height, reason = _finding(store)
+    assert height == row.height and "signature" in reason
+
+
+def test_deleted_transaction_is_caught(chain: Any) -> None:
+    node, _ids = chain
+    row = node.store.tx_by_seq(20)
+    assert row is not None
+    _exec(node.store, "DELETE FROM tx WHERE seq = 20")
+    height, reason = _finding(node.store)
+    assert height == row.height and "20" in reason
+
+
+def test_swapped_blocks_are_caught(chain: Any) -> None:
+    node, _ids = chain
+    store = node.store
+    a, b = store.block_row(2), store.block_row(3)
+    assert a is not None and b is not None
+    _exec(store, "UPDATE block SET height = -1 WHERE height = 2")
+    _exec(store, "UPDATE block SET height = 2 WHERE height = 3")
+    _exec(store, "UPDATE block SET height = 3 WHERE height = -1")
+    height, _reason = _finding(store)
+    assert height == 2
+
+
+def test_inserted_block_row_is_caught(chain: Any) -> None:
+    node, _ids = chain
+    store = node.store
+    _exec(store, "INSERT INTO block (height, hash, header, first_seq, tx_count) "
+                 "SELECT 6, :h, header, first_seq, 0 FROM block WHERE height = 5", h="cd" * 32)
+    height, _reason = _finding(store)
+    assert height == 6
+
+
+def test_inserted_log_entry_is_caught(chain: Any) -> None:
+    node, _ids = chain
+    store = node.store
+    _exec(store, "INSERT INTO tx (seq, tx_id, height, type, author, body, signatures) "
+                 "SELECT 31, :t, 5, type, author, body, signatures FROM tx WHERE seq = 30",
+          t="ab" * 32)
+    height, reason = _finding(store)
+    assert height == 6 and "beyond the last block" in reason
+
+
+def test_edited_derived_state_is_caught(chain: Any) -> None:
+    node, _ids = chain
+    _exec(node.store, "UPDATE state SET value = :v WHERE key = 'org/bank-asia'",
+          v=b'{"id":"bank-asia","status":"suspended"}')
+    _height, reason = _finding(node.store)
+    assert "org/bank-asia" in reason
+
+
+def test_removed_certificate_is_caught(chain: Any) -> None:
+    node, _ids = chain
+    _exec(node.store, "DELETE FROM checkpoint_sig WHERE height = 3")
+    height, reason = _finding(node.store)
+    assert height == 3 and "certificate" in reason
+
+
+def test_forged_merkle_node_is_caught(chain: Any) -> None:
+    node, _ids = chain
+    _exec(node.store, "UPDATE merkle_node SET hash = :h WHERE level = 1 AND idx = 2",
+          h=b"\x00" * 32)
+    _height, reason = _finding(node.store)
+    assert "Merkle node" in reason
+
+
+def test_rebuild_reproduces_derived_state_byte_for_byte(chain: Any) -> None:
+    node, _ids = chain
+    store = node.store
+    before = list(store.state_items())
+    _exec(store, "DELETE FROM state WHERE key LIKE 'nonce/%'")
+    rebuild_derived(store, workers=1)
+    assert list(store.state_items()) == before
+    assert audit(store, workers=1).ok
+
+
+def test_a_refused_transaction_changes_no_state(demo_consortium: Any, db_url: str) -> None:
+    node = make_node(demo_consortium, db_url)
+    _c, _g, orgs = demo_consortium
+    before = list(node.store.state_items())
+    # A bank admin may not enrol keys for a supplier: refused by the contract.
+    tx = enrol_tx(demo_consortium, "supplier-sz", author=orgs["bank-asia"].admin)
+    assert node.submit(tx.to_wire()).status == "pending"
+    node.cut_block()
+    status = node.status(tx.tx_id_hex)
+    assert status is not None and status.status == "rejected" and status.code == "not_org_admin"
+    after = [(k, v) for k, v in node.store.state_items()]
+    assert after == before
+    assert audit(node.store, workers=1).ok
