@@ -13,24 +13,23 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import sys
 import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 
-import sys
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import consortium, raw_verify_rate, rate, report  # noqa: E402
-from ledger import merkle  # noqa: E402
-from ledger.audit import audit  # noqa: E402
-from ledger.chain import build_block  # noqa: E402
-from ledger.executor import VerifiedSignatures  # noqa: E402
-from ledger.keys import Domain, SigningKey, verify  # noqa: E402
-from ledger.state import CachedState  # noqa: E402
-from ledger.store import Store, StoreNodes  # noqa: E402
-from ledger.tx import SignedTx, make_body, sign_tx  # noqa: E402
+from bench.common import consortium, rate, raw_verify_rate, report
+from ledger import merkle
+from ledger.audit import audit
+from ledger.chain import build_block
+from ledger.executor import VerifiedSignatures
+from ledger.keys import Domain, SigningKey, verify
+from ledger.state import CachedState
+from ledger.store import Store, StoreNodes
+from ledger.tx import SignedTx, make_body, sign_tx
 
 
 def enrolments(genesis, keys, n: int, start) -> list[SignedTx]:  # type: ignore[no-untyped-def]
@@ -105,7 +104,7 @@ def bench_merkle(leaves: int, ops: int) -> dict[str, float]:
 
 
 def build_chain(root: Path, n: int, per_block: int) -> tuple[Store, float]:
-    c, genesis, keys = consortium(root / "consortium")
+    _c, genesis, keys = consortium(root / "consortium")
     store = Store(f"sqlite:///{root / 'chain.db'}")
     store.create()
     store.commit_genesis(genesis)
@@ -142,7 +141,7 @@ def main() -> None:
     leaves = 100_000 if args.quick else 1_000_000
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        c, genesis, keys = consortium(root / "envelope")
+        _c, genesis, keys = consortium(root / "envelope")
         sample = enrolments(genesis, keys, 20_000, genesis.header.time)
         env = bench_envelope(sample, keys)
         mk = bench_merkle(leaves, 20_000)

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from client.consortium import DEMO_DESCRIPTION, init_consortium, read_description
+from client.consortium import init_consortium, read_description
 from client.verify import BundleError, verify_consistency_bundle, verify_inclusion_bundle
 from ledger.errors import LedgerError
 

@@ -38,7 +38,7 @@ from ledger.block import BlockHeader, Certificate, state_root_step, verify_certi
 from ledger.chain import Genesis
 from ledger.contracts.membership import validator_set
 from ledger.encoding import canonical, loads, loads_trusted
-from ledger.errors import ChainBroken, LedgerError, MalformedRecord, VerificationError
+from ledger.errors import ChainBroken, LedgerError, VerificationError
 from ledger.executor import BlockContext, VerifiedSignatures, execute_block
 from ledger.hashing import ZERO_HASH, sha256
 from ledger.keys import Domain, key_id

@@ -31,7 +31,7 @@ MAX_SAFE_INTEGER = 2**53 - 1
 # The C string encoder of the standard library escapes exactly as RFC 8785
 # section 3.2.2.2 requires when ensure_ascii is off: '"', '\\', \b \f \n \r \t
 # and the other C0 controls as \u00xx in lower-case hex, nothing else.
-_encode_string: Any = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_encode_string: Any = json.encoder.encode_basestring
 
 
 def canonical(obj: object) -> bytes:
@@ -85,7 +85,7 @@ def _plain(obj: object) -> bool:
                 return False
         elif kind is dict:
             for key in item:  # type: ignore[attr-defined]
-                if type(key) is not str or not key.isascii() and _non_bmp(key):
+                if type(key) is not str or (not key.isascii() and _non_bmp(key)):
                     return False
             extend(item.values())  # type: ignore[attr-defined]
         elif kind is list or kind is tuple:

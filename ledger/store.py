@@ -13,6 +13,7 @@ A block is committed in one database transaction: all of its rows or none.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -154,16 +155,16 @@ class Store:
         self._raw_conns: list[Any] = []
         mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         self._get_sql = f"SELECT value FROM state WHERE key = {mark}"
+        self._locate_sql = f"SELECT seq, height FROM tx WHERE tx_id = {mark}"
+        self._receipt_sql = f"SELECT code, message FROM receipt WHERE tx_id = {mark}"
 
     def create(self) -> None:
         SQLModel.metadata.create_all(self.engine)
 
     def close(self) -> None:
         for conn in self._raw_conns:
-            try:
+            with contextlib.suppress(Exception):
                 conn.close()
-            except Exception:  # noqa: BLE001 - closing is best effort
-                pass
         self._raw_conns.clear()
         self.engine.dispose()
 
@@ -172,8 +173,8 @@ class Store:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self.engine.raw_connection()
-            driver = conn.driver_connection
-            if hasattr(driver, "autocommit") and self.engine.dialect.name != "sqlite":
+            driver: Any = conn.driver_connection
+            if self.engine.dialect.name != "sqlite" and hasattr(driver, "autocommit"):
                 driver.autocommit = True
             self._local.conn = conn
             self._raw_conns.append(conn)
@@ -287,14 +288,27 @@ class Store:
 
     # -- state ------------------------------------------------------------
 
-    def get_raw(self, key: str) -> bytes | None:
+    def _point(self, sql: str, param: str) -> Any:
         cursor = self._raw().cursor()
         try:
-            cursor.execute(self._get_sql, (key,))
-            row = cursor.fetchone()
+            cursor.execute(sql, (param,))
+            return cursor.fetchone()
         finally:
             cursor.close()
+
+    def get_raw(self, key: str) -> bytes | None:
+        row = self._point(self._get_sql, key)
         return None if row is None else bytes(row[0])
+
+    def tx_location(self, tx_id: str) -> tuple[int, int] | None:
+        """(seq, height) of a committed transaction, by a prepared point query."""
+        row = self._point(self._locate_sql, tx_id)
+        return None if row is None else (int(row[0]), int(row[1]))
+
+    def receipt_of(self, tx_id: str) -> tuple[str, str] | None:
+        """(code, message) if this node refused the transaction."""
+        row = self._point(self._receipt_sql, tx_id)
+        return None if row is None else (str(row[0]), str(row[1]))
 
     def get(self, key: str) -> Any:
         raw = self.get_raw(key)

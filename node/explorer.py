@@ -12,15 +12,18 @@ Routes (none of them in the OpenAPI schema):
 * ``/static``: the stylesheet and the verifier script.
 
 Pages hold no ledger logic: they read through :class:`LedgerNode` and render.
-Every transaction a page shows is read in :meth:`Explorer.block_txs` or
-:meth:`Explorer.committed_tx`; read access for a viewer (ARCHITECTURE decision
-8) belongs in those two methods.
+Each page builds its context in one ``*_context`` method; a :class:`PageError`
+raised anywhere in it becomes an HTML error page with its status. Every
+transaction a page shows is read in :meth:`Explorer.block_txs` or
+:meth:`Explorer.committed_tx`: need-to-know reads (ARCHITECTURE decision 8)
+belong in those two methods, which can raise ``PageError(403, ...)``.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +37,7 @@ from ledger.contracts import Keys
 from ledger.encoding import loads
 from ledger.errors import NotFound
 from ledger.store import StoredTx
-from node.service import LedgerNode, TxStatus
+from node.service import LedgerNode
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
@@ -175,29 +178,40 @@ class Explorer:
 
     # -- pages ----------------------------------------------------------------
 
-    def index(self, request: Request, before: str | None = None) -> HTMLResponse:
+    def page(self, request: Request, name: str, build: Callable[[], dict[str, Any]]
+             ) -> HTMLResponse:
+        """Render ``name`` with ``build()``; a :class:`PageError` becomes its HTML page."""
         try:
-            upper = None if before is None else parse_height(before)
+            context = build()
         except PageError as exc:
             return self.error_page(request, exc)
-        head = self.node.head
-        blocks = self.block_lines(upper)
-        older = blocks[-1].height if blocks and blocks[-1].height > 0 else None
-        return self.render(request, "index.html", {
-            "head": head.to_wire(), "blocks": blocks, "older": older, "paged": upper is not None,
-            "validators": self.validators, "threshold": self.threshold,
-        })
+        return self.render(request, name, context)
+
+    def index(self, request: Request, before: str | None = None) -> HTMLResponse:
+        return self.page(request, "index.html", lambda: self.index_context(before))
 
     def block(self, request: Request, height: str) -> HTMLResponse:
-        try:
-            h = parse_height(height)
-            row = self.node.store.block_row(h) if h <= self.node.head.height else None
-            if row is None:
-                raise PageError(404, "Block not found",
-                                f"This node has no block at height {h} (its head is at "
-                                f"height {self.node.head.height}).")
-        except PageError as exc:
-            return self.error_page(request, exc)
+        return self.page(request, "block.html", lambda: self.block_context(height))
+
+    def transaction(self, request: Request, tx_id: str) -> HTMLResponse:
+        return self.page(request, "tx.html", lambda: self.tx_context(tx_id))
+
+    def index_context(self, before: str | None) -> dict[str, Any]:
+        upper = None if before is None else parse_height(before)
+        blocks = self.block_lines(upper)
+        older = blocks[-1].height if blocks and blocks[-1].height > 0 else None
+        return {"head": self.node.head.to_wire(), "blocks": blocks, "older": older,
+                "paged": upper is not None, "validators": self.validators,
+                "threshold": self.threshold}
+
+    def block_context(self, height: str) -> dict[str, Any]:
+        h = parse_height(height)
+        head = self.node.head.height
+        row = self.node.store.block_row(h) if h <= head else None
+        if row is None:
+            raise PageError(404, "Block not found",
+                            f"This node has no block at height {h} (its head is at "
+                            f"height {head}).")
         orgs: dict[str, str | None] = {}
         txs = []
         for t in self.block_txs(h):
@@ -205,43 +219,35 @@ class Explorer:
                 orgs[t.author] = self.author_org(t.author)
             txs.append(TxLine(t.seq, t.tx_id, t.type, t.author, orgs[t.author]))
         cert = self.node.store.certificate(h)
-        return self.render(request, "block.html", {
-            "height": h, "hash": row.hash, "header": loads(row.header),
-            "certificate": cert.to_wire() if cert else None, "txs": txs,
-            "is_head": h == self.node.head.height, "validators": self.validators,
-            "threshold": self.threshold, "org_names": self.org_names,
-        })
+        return {"height": h, "hash": row.hash, "header": loads(row.header),
+                "certificate": cert.to_wire() if cert else None, "txs": txs,
+                "is_head": h == head, "validators": self.validators,
+                "threshold": self.threshold, "org_names": self.org_names}
 
-    def transaction(self, request: Request, tx_id: str) -> HTMLResponse:
-        try:
-            parse_tx_id(tx_id)
-            status = self._status(tx_id)
-        except PageError as exc:
-            return self.error_page(request, exc)
-        context: dict[str, Any] = {"tx_id": tx_id, "status": status}
-        if status.status == "committed":
-            stored = self.committed_tx(tx_id)
-            body = loads(stored.body)
-            bundle = self.node.inclusion_bundle(tx_id)
-            context.update(
-                tx=stored, body=body,
-                body_json=json.dumps(body, indent=2, ensure_ascii=False),
-                author_org=self.author_org(stored.author),
-                signatures=[(s.key_id, self.author_org(s.key_id), s.signature.hex())
-                            for s in stored.signatures],
-                bundle=bundle,
-                bundle_json=json.dumps(bundle, indent=2, ensure_ascii=False),
-                genesis=self.node.genesis.to_wire(),
-            )
-        return self.render(request, "tx.html", context)
-
-    def _status(self, tx_id: str) -> TxStatus:
+    def tx_context(self, tx_id: str) -> dict[str, Any]:
+        parse_tx_id(tx_id)
         try:
             status = self.node.status(tx_id)
         except NotFound as exc:
             raise PageError(404, "Transaction not found", exc.message) from exc
         assert status is not None
-        return status
+        context: dict[str, Any] = {"tx_id": tx_id, "status": status}
+        if status.status != "committed":
+            return context
+        stored = self.committed_tx(tx_id)
+        body = loads(stored.body)
+        bundle = self.node.inclusion_bundle(tx_id)
+        context.update(
+            body=body,
+            body_json=json.dumps(body, indent=2, ensure_ascii=False),
+            author_org=self.author_org(stored.author),
+            signatures=[(s.key_id, self.author_org(s.key_id), s.signature.hex())
+                        for s in stored.signatures],
+            bundle=bundle,
+            bundle_json=json.dumps(bundle, indent=2, ensure_ascii=False),
+            genesis=self.node.genesis.to_wire(),
+        )
+        return context
 
     def search(self, request: Request, q: str = "") -> Response:
         text = q.strip().lower()

@@ -22,8 +22,8 @@ from ledger import merkle
 from ledger.block import BlockHeader, Certificate, sign_checkpoint
 from ledger.chain import Genesis, build_block
 from ledger.contracts import REGISTRY, Keys, parse_payload
-from ledger.errors import Conflict, LedgerError, MalformedRecord, NotFound, Rejected
 from ledger.encoding import loads_trusted
+from ledger.errors import Conflict, LedgerError, MalformedRecord, NotFound, Rejected
 from ledger.executor import GENESIS_TYPE, MAX_CLOCK_SKEW, VerifiedSignatures
 from ledger.keys import Domain, SigningKey, verify
 from ledger.state import CachedState
@@ -88,6 +88,8 @@ class LedgerNode:
         self._lock = threading.Condition()
         self._pending: OrderedDict[bytes, SignedTx] = OrderedDict()
         self._pending_nonces: set[tuple[str, str]] = set()
+        # Transactions taken for the block being cut: still "pending" to callers.
+        self._inflight: set[bytes] = set()
         self._verified = VerifiedSignatures()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -132,12 +134,22 @@ class LedgerNode:
     def submit(self, wire: object) -> TxStatus:
         """Check and queue one transaction; returns its status (idempotent)."""
         tx = SignedTx.from_wire(wire)
-        known = self.status(tx.tx_id_hex, missing_ok=True)
-        if known is not None:
-            return known
+        with self._lock:
+            if tx.tx_id in self._pending or tx.tx_id in self._inflight:
+                return TxStatus(tx.tx_id_hex, "pending")
+        # A committed transaction has used its nonce; only then can it be known.
+        if self._state.get_raw(Keys.nonce(tx.body.author, tx.body.nonce)) is not None:
+            location = self.store.tx_location(tx.tx_id_hex)
+            if location is not None:
+                return TxStatus(tx.tx_id_hex, "committed", seq=location[0], height=location[1])
+            raise Conflict(f"nonce {tx.body.nonce!r} was used before by this author",
+                           code="nonce_reused")
+        receipt = self.store.receipt_of(tx.tx_id_hex)
+        if receipt is not None:
+            return TxStatus(tx.tx_id_hex, "rejected", code=receipt[0], message=receipt[1])
         self._precheck(tx)
         with self._lock:
-            if tx.tx_id in self._pending:
+            if tx.tx_id in self._pending or tx.tx_id in self._inflight:
                 return TxStatus(tx.tx_id_hex, "pending")
             nonce = (tx.body.author, tx.body.nonce)
             if nonce in self._pending_nonces:
@@ -179,9 +191,6 @@ class LedgerNode:
         if body.created_at - MAX_CLOCK_SKEW > now:
             raise Rejected("from_the_future",
                            "created_at is more than 5 minutes ahead of the node's clock")
-        if self._state.get_raw(Keys.nonce(body.author, body.nonce)) is not None:
-            raise Conflict(f"nonce {body.nonce!r} was used before by this author",
-                           code="nonce_reused")
         for i, sig in enumerate(tx.signatures):
             raw = self._state.get_raw(Keys.key(sig.key_id))
             record = None if raw is None else loads_trusted(raw)
@@ -220,6 +229,7 @@ class LedgerNode:
             while self._pending and len(batch) < self.block_max_txs:
                 _, tx = self._pending.popitem(last=False)
                 batch.append(tx)
+                self._inflight.add(tx.tx_id)
         if not batch:
             return None
         try:
@@ -233,6 +243,7 @@ class LedgerNode:
             self._nodes.discard_pending()
             self._tree = merkle.MerkleTree(self._nodes, self.head.log_size)
             with self._lock:  # put the batch back, in order, for the next attempt
+                self._inflight.difference_update(t.tx_id for t in batch)
                 for tx in reversed(batch):
                     self._pending[tx.tx_id] = tx
                     self._pending.move_to_end(tx.tx_id, last=False)
@@ -246,6 +257,7 @@ class LedgerNode:
                                 for r in built.refused)
         with self._lock:
             for tx in batch:
+                self._inflight.discard(tx.tx_id)
                 self._pending_nonces.discard((tx.body.author, tx.body.nonce))
                 for s in tx.signatures:
                     self._verified.pairs.discard((tx.tx_id, s.key_id))
@@ -267,19 +279,23 @@ class LedgerNode:
     # -- reads --------------------------------------------------------------
 
     def status(self, tx_id: str, *, missing_ok: bool = False) -> TxStatus | None:
-        stored = self.store.tx_by_id(tx_id)
-        if stored is not None:
-            return TxStatus(tx_id, "committed", height=stored.height, seq=stored.seq)
+        location = self.store.tx_location(tx_id)
+        if location is not None:
+            return TxStatus(tx_id, "committed", seq=location[0], height=location[1])
         try:
             raw_id = bytes.fromhex(tx_id)
         except ValueError:
             raw_id = b""
         with self._lock:
-            if raw_id in self._pending:
+            if raw_id in self._pending or raw_id in self._inflight:
                 return TxStatus(tx_id, "pending")
-        receipt = self.store.receipt(tx_id)
+        # The block may have committed between the two reads above.
+        location = self.store.tx_location(tx_id)
+        if location is not None:
+            return TxStatus(tx_id, "committed", seq=location[0], height=location[1])
+        receipt = self.store.receipt_of(tx_id)
         if receipt is not None:
-            return TxStatus(tx_id, "rejected", code=receipt.code, message=receipt.message)
+            return TxStatus(tx_id, "rejected", code=receipt[0], message=receipt[1])
         if missing_ok:
             return None
         raise NotFound(f"no transaction {tx_id} is known to this node", code="unknown_tx")

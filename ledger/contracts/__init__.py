@@ -3,6 +3,8 @@
 Importing this package registers every family's contracts in ``REGISTRY``.
 """
 
+# Importing the family modules registers their contracts.
+from ledger.contracts import membership, trade
 from ledger.contracts.base import (
     REGISTRY,
     ROLES,
@@ -15,8 +17,6 @@ from ledger.contracts.base import (
     contract,
     parse_payload,
 )
-from ledger.contracts import membership  # noqa: E402  (registers its contracts)
-from ledger.contracts import trade  # noqa: E402
 
 __all__ = [
     "REGISTRY",

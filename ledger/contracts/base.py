@@ -32,11 +32,22 @@ class Payload(BaseModel):
 
 
 def _date(value: object) -> object:
-    return parse_date(value, field="date") if isinstance(value, str) else value
+    # Raise ValueError so pydantic reports the field's own path.
+    if not isinstance(value, str):
+        return value
+    try:
+        return parse_date(value, field="date")
+    except MalformedRecord as exc:
+        raise ValueError(exc.message.split(": ", 1)[-1]) from None
 
 
 def _datetime(value: object) -> object:
-    return parse_time(value, field="time") if isinstance(value, str) else value
+    if not isinstance(value, str):
+        return value
+    try:
+        return parse_time(value, field="time")
+    except MalformedRecord as exc:
+        raise ValueError(exc.message.split(": ", 1)[-1]) from None
 
 
 WireDate = Annotated[date, BeforeValidator(_date)]
@@ -54,10 +65,7 @@ def parse_payload(model: type[P], payload: Mapping[str, Any], *, path: str = "pa
         loc = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in first["loc"])
         loc = loc.replace(".[", "[")
         field_path = f"{path}.{loc}" if loc else path
-        message = str(first["msg"])
-        ctx_error = first.get("ctx", {}).get("error")
-        if isinstance(ctx_error, MalformedRecord):
-            message = ctx_error.message.split(": ", 1)[-1]
+        message = str(first["msg"]).removeprefix("Value error, ")
         raise MalformedRecord(message, field=field_path, rule=str(first["type"])) from exc
 
 

@@ -19,7 +19,7 @@ import binascii
 import re
 from collections.abc import Iterable, Mapping
 from datetime import date
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, Protocol
 
 from pydantic import AfterValidator, Field, field_validator
 
@@ -212,11 +212,17 @@ def buyer_invoice_key(buyer: str, seq: int) -> str:
     return f"trade/buyer/{buyer}/{seq:010d}"
 
 
-def buyer_invoice_ids(state: Any, buyer: str) -> list[str]:
-    """Every invoice id of ``buyer`` in the order issued, by point reads only.
+class JsonReader(Protocol):
+    def get(self, key: str) -> Any:
+        """The parsed JSON value under ``key``, or ``None``."""
+        ...
 
-    ``state`` is anything with ``get(key)`` returning parsed JSON (an
-    :class:`~ledger.state.Overlay`, the store); it works inside a contract.
+
+def buyer_invoice_ids(state: JsonReader, buyer: str) -> list[str]:
+    """Every invoice id of ``buyer`` in the order recorded, by point reads only.
+
+    ``state`` is an :class:`~ledger.state.Overlay` (so it works inside a
+    contract) or the store.
     """
     summary = state.get(buyer_key(buyer))
     if summary is None:

@@ -97,7 +97,8 @@
       }
       const okString = typeof value === "string" && value.isWellFormed();
       if (!okString && !isInt(value)) {
-        throw new BundleError(`header member ${JSON.stringify(name)} must be a string or an integer`);
+        throw new BundleError(
+          `header member ${JSON.stringify(name)} must be a string or an integer`);
       }
     }
     names.sort();
@@ -277,7 +278,8 @@
   async function verifyInclusionBundle(genesisDoc, bundle, step) {
     const report = step || (() => {});
     const anchor = await loadAnchor(genesisDoc);
-    report(`Genesis file read: chain ${anchor.chainId}, genesis hash ${toHex(anchor.genesisHash)}, ` +
+    report(`Genesis file read: chain ${anchor.chainId}, ` +
+      `genesis hash ${toHex(anchor.genesisHash)}, ` +
       `${anchor.threshold} of ${anchor.nodeKeys.size} validator organisation(s) must sign.`);
     try {
       if (!isObject(bundle) || bundle.version !== BUNDLE_VERSION || bundle.kind !== "inclusion") {
@@ -315,7 +317,8 @@
       const computed = await rootFromInclusion(leafHash, index, size, proof);
       const logRoot = member(header, "log_root", "header.log_root");
       if (!sameBytes(computed, hexBytes(logRoot, "header.log_root", 32))) {
-        throw new BundleError(`root mismatch: header says ${logRoot}, proof gives ${toHex(computed)}`);
+        throw new BundleError(
+          `root mismatch: header says ${logRoot}, proof gives ${toHex(computed)}`);
       }
       report(`Inclusion proof (${proof.length} hashes) leads from leaf ${index} to the ` +
         `certified log root of ${size} transactions.`);

@@ -1,0 +1,212 @@
+"""Node benchmark: committed tx/s over HTTP and submit-to-commit latency.
+
+Starts a real node (uvicorn, SQLite, solo ordering) in a child process on
+127.0.0.1, submits pre-signed transactions one by one (several client
+threads) and in batches, and prints committed tx/s, p50/p99 latency, and the
+single-core raw verify ceiling measured in the same run.
+
+Target: >= 5,000 committed tx/s with batch submission (>= 0.5 x raw verify).
+Run: ``.venv/bin/python bench/node.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+
+from bench.common import PASSPHRASE, consortium, raw_verify_rate, report
+from ledger.keys import SigningKey
+from ledger.tx import SignedTx, make_body, sign_tx
+
+TIME_LIMIT = 300.0  # every loop below stops by this many seconds
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_txs(genesis, keys, n: int, tag: str) -> list[SignedTx]:  # type: ignore[no-untyped-def]
+    orgs = sorted(keys)
+    now = datetime.now(UTC).replace(microsecond=0)
+    out = []
+    for i in range(n):
+        org = orgs[i % len(orgs)]
+        seed = (hash((tag, i)) & ((1 << 255) - 1)).to_bytes(32, "big")
+        body = make_body(tx_type="membership.key_enrol", chain_id=genesis.chain_id,
+                         author=keys[org]["admin"],
+                         payload={"org": org, "public_key": SigningKey(seed).public_key_hex,
+                                  "kind": "member"},
+                         nonce=f"{tag}-{i:08d}", created_at=now, ttl=timedelta(hours=2))
+        out.append(sign_tx(body, [keys[org]["admin"]]))
+    return out
+
+
+def wait_committed(client: httpx.Client, tx_id: str, deadline: float) -> float:
+    while time.monotonic() < deadline:
+        status = client.get(f"/v1/tx/{tx_id}").json()
+        if status["status"] == "committed":
+            return time.monotonic()
+        if status["status"] == "rejected":
+            raise RuntimeError(f"{tx_id} rejected: {status}")
+        time.sleep(0.002)
+    raise TimeoutError(tx_id)
+
+
+def run_single(base: str, txs: list[SignedTx], threads: int) -> float:
+    chunks = [txs[i::threads] for i in range(threads)]
+    errors: list[str] = []
+
+    def worker(chunk: list[SignedTx]) -> None:
+        with httpx.Client(base_url=base, timeout=30) as client:
+            for tx in chunk:
+                r = client.post("/v1/tx", json=tx.to_wire())
+                if r.status_code >= 400:
+                    errors.append(r.text)
+
+    start = time.monotonic()
+    pool = [threading.Thread(target=worker, args=(c,)) for c in chunks]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join(timeout=TIME_LIMIT)
+    if errors:
+        raise RuntimeError(errors[0])
+    with httpx.Client(base_url=base, timeout=30) as client:
+        end = wait_committed(client, txs[-1].tx_id_hex, start + TIME_LIMIT)
+        for tx in txs[:: max(1, len(txs) // 50)]:
+            wait_committed(client, tx.tx_id_hex, start + TIME_LIMIT)
+    return len(txs) / (end - start)
+
+
+def run_batches(base: str, txs: list[SignedTx], batch: int, threads: int,
+                samples: list[float]) -> float:
+    chunks = [txs[i:i + batch] for i in range(0, len(txs), batch)]
+    lanes = [chunks[i::threads] for i in range(threads)]
+    errors: list[str] = []
+
+    def worker(lane: list[list[SignedTx]]) -> None:
+        with httpx.Client(base_url=base, timeout=60) as client:
+            for chunk in lane:
+                r = client.post("/v1/tx/batch",
+                                json={"transactions": [t.to_wire() for t in chunk]})
+                bad = [x for x in r.json().get("results", []) if x["status"] == "refused"]
+                if r.status_code >= 400 or bad:
+                    errors.append(r.text[:300])
+
+    def sampler() -> None:
+        # One probe transaction at a time under the load: submit-to-commit latency.
+        with httpx.Client(base_url=base, timeout=30) as client:
+            for tx in probes:
+                t0 = time.monotonic()
+                client.post("/v1/tx", json=tx.to_wire())
+                samples.append(wait_committed(client, tx.tx_id_hex, t0 + 60) - t0)
+                if not any(t.is_alive() for t in pool):
+                    break
+
+    start = time.monotonic()
+    pool = [threading.Thread(target=worker, args=(lane,)) for lane in lanes]
+    probe_thread = threading.Thread(target=sampler)
+    for t in pool:
+        t.start()
+    probe_thread.start()
+    for t in pool:
+        t.join(timeout=TIME_LIMIT)
+    if errors:
+        raise RuntimeError(errors[0])
+    with httpx.Client(base_url=base, timeout=30) as client:
+        end = wait_committed(client, txs[-1].tx_id_hex, start + TIME_LIMIT)
+        for tx in txs[:: max(1, len(txs) // 50)]:
+            wait_committed(client, tx.tx_id_hex, start + TIME_LIMIT)
+    probe_thread.join(timeout=60)
+    return len(txs) / (end - start)
+
+
+probes: list[SignedTx] = []
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--database-url", default="", help="PostgreSQL instead of SQLite")
+    args = parser.parse_args()
+    n_single = 2_000 if args.quick else 10_000
+    n_batch = 10_000 if args.quick else 60_000
+    raw = raw_verify_rate()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        c, genesis, keys = consortium(root / "consortium")
+        single_txs = make_txs(genesis, keys, n_single, "single")
+        batch_txs = make_txs(genesis, keys, n_batch, "batch")
+        probes.extend(make_txs(genesis, keys, 400, "probe"))
+        port = free_port()
+        env = {**os.environ, "TRADELEDGER_DATA": str(root / "node"),
+               "TRADELEDGER_GENESIS": str(c.genesis_path),
+               "TRADELEDGER_NODE_KEY": str(c.key_path("platform", "node")),
+               "TRADELEDGER_ORG": "platform", "TRADELEDGER_PASSPHRASE": PASSPHRASE,
+               "DATABASE_URL": args.database_url}
+        log = open(root / "node.log", "wb")  # noqa: SIM115 - closed below
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "node.app:main_app",
+             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+             "--no-access-log"],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=Path(__file__).resolve().parents[1])
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+            else:
+                raise SystemExit("node did not start:\n" + (root / "node.log").read_text())
+            single = run_single(base, single_txs, threads=8)
+            latencies: list[float] = []
+            batch = run_batches(base, batch_txs, batch=500, threads=4, samples=latencies)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+            log.close()
+    latencies.sort()
+    p50 = statistics.median(latencies) * 1000 if latencies else float("nan")
+    p99 = (latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+           if latencies else float("nan"))
+    data = {"raw_verify_per_s": raw, "single_committed_tx_per_s": single,
+            "batch_committed_tx_per_s": batch, "latency_p50_ms": p50, "latency_p99_ms": p99,
+            "latency_samples": len(latencies), "single_txs": n_single, "batch_txs": n_batch,
+            "database": "postgresql" if args.database_url else "sqlite"}
+    rows = [
+        ("raw PyNaCl verify (1 core)", f"{raw:,.0f}/s", "ceiling, same run"),
+        ("single submission, 8 clients", f"{single:,.0f} tx/s", f"{single / raw:.2f} x raw"),
+        ("batch submission (500/batch)", f"{batch:,.0f} tx/s",
+         f"{batch / raw:.2f} x raw  (target >= 5,000 tx/s, >= 0.50 x raw)"),
+        ("submit-to-commit p50", f"{p50:.1f} ms", f"{len(latencies)} probes under batch load"),
+        ("submit-to-commit p99", f"{p99:.1f} ms", ""),
+    ]
+    report(f"TradeLedger node benchmark ({data['database']})", rows, data)
+
+
+if __name__ == "__main__":
+    main()
