@@ -9,6 +9,7 @@ through the SDK, and prints where to look.
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 from datetime import UTC, datetime
@@ -50,6 +51,10 @@ def run_demo(data: Path, *, port: int, serve: bool, console: Console) -> None:
                       node_key=load_key(consortium.key_path("platform", "node"), passphrase),
                       node_org="platform")
     app = create_app(node)
+    if port == 0:  # any free port
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
     base = f"http://127.0.0.1:{port}"
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                            log_level="warning"))

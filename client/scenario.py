@@ -1,38 +1,109 @@
 """The demo scenario, written through the SDK as members would write it.
 
 Idempotent per consortium: a scenario already on the ledger is not repeated.
-It grows with each record family: today, every organisation enrols a second
-member key (the key lifecycle).
+It grows with each record family:
+
+* key lifecycle: every organisation enrols a second member key;
+* trade (information flow): Lowlands Retail orders electronics from
+  Shenzhen Bright Electronics, is invoiced, acknowledges the payable and pays
+  in two parts; Maison Rhone orders textiles from Saigon Textile Works, is
+  invoiced and acknowledges (not yet due); a third invoice is disputed.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from client.consortium import DEMO_DESCRIPTION, Consortium
 from client.sdk import Client, TxBuilder
 from ledger.keys import SigningKey, load_key, save_key
+from ledger.tx import SignedTx
+
+
+def _member(consortium: Consortium, org: str, passphrase: str) -> SigningKey:
+    return load_key(consortium.key_path(org, "member1"), passphrase)
 
 
 def seed_scenario(client: Client, consortium: Consortium, passphrase: str,
-                  chain_id: str) -> dict[str, Any]:
+                  chain_id: str, *, today: date | None = None) -> dict[str, Any]:
     marker = consortium.root / "scenario.done"
     if marker.exists():
         return {"already_seeded": True, "last_tx": marker.read_text(encoding="utf-8").strip()}
-    submitted = []
+    day = today or datetime.now(UTC).date()
+    submitted: list[SignedTx] = []
+
+    def send(tx: SignedTx) -> None:
+        client.submit(tx)
+        submitted.append(tx)
+
+    def settle() -> None:
+        for tx in submitted:
+            status = client.wait(tx.tx_id_hex)
+            if status["status"] != "committed":
+                raise RuntimeError(f"demo transaction {tx.body.type} was rejected: {status}")
+
     for org in DEMO_DESCRIPTION["organisations"]:
         org_id = org["id"]
         admin = load_key(consortium.key_path(org_id, "admin"), passphrase)
         new_key = SigningKey.generate()
         save_key(consortium.key_path(org_id, "member2"), new_key, passphrase,
                  label=f"{org_id} member 2")
-        tx = TxBuilder(admin, chain_id=chain_id).build(
+        send(TxBuilder(admin, chain_id=chain_id).build(
             "membership.key_enrol",
             {"org": org_id, "public_key": new_key.public_key_hex, "kind": "member",
-             "label": "member 2"})
-        client.submit(tx)
-        submitted.append(tx.tx_id_hex)
-    statuses = [client.wait(t) for t in submitted]
-    committed = [s for s in statuses if s["status"] == "committed"]
-    marker.write_text(submitted[-1] + "\n", encoding="utf-8")
-    return {"key_enrolments": len(committed), "last_tx": submitted[-1]}
+             "label": "member 2"}))
+    settle()
+
+    keys = {o["id"]: _member(consortium, o["id"], passphrase)
+            for o in DEMO_DESCRIPTION["organisations"]}
+
+    def b(org: str) -> TxBuilder:
+        return TxBuilder(keys[org], chain_id=chain_id)
+
+    iso = date.isoformat
+    # Order 1: buyer and seller both sign the purchase order.
+    send(b("buyer-rotterdam").build("trade.order", {
+        "order_id": "PO-NL-0001", "buyer": "buyer-rotterdam", "seller": "supplier-sz",
+        "currency": "EUR", "total": 1_250_000, "incoterms": "CIF",
+        "delivery_by": iso(day + timedelta(days=45))}, cosigners=[keys["supplier-sz"]]))
+    send(b("buyer-lyon").build("trade.order", {
+        "order_id": "PO-FR-0001", "buyer": "buyer-lyon", "seller": "supplier-hcm",
+        "currency": "EUR", "total": 480_000, "incoterms": "FOB"},
+        cosigners=[keys["supplier-hcm"]]))
+    send(b("buyer-lyon").build("trade.order", {
+        "order_id": "PO-FR-0002", "buyer": "buyer-lyon", "seller": "supplier-izmir",
+        "currency": "USD", "total": 96_000}, cosigners=[keys["supplier-izmir"]]))
+    settle()
+    send(b("supplier-sz").build("trade.invoice", {
+        "invoice_id": "INV-SZ-0001", "order_id": "PO-NL-0001", "amount": 1_250_000,
+        "currency": "EUR", "issue_date": iso(day - timedelta(days=40)),
+        "due_date": iso(day - timedelta(days=10)), "payment_terms": "NET30",
+        "fx_rate_to_usd": {"numerator": 108, "denominator": 100}}))
+    send(b("supplier-hcm").build("trade.invoice", {
+        "invoice_id": "INV-HCM-0001", "order_id": "PO-FR-0001", "amount": 480_000,
+        "currency": "EUR", "issue_date": iso(day), "due_date": iso(day + timedelta(days=60)),
+        "payment_terms": "NET60", "fx_rate_to_usd": {"numerator": 108, "denominator": 100}}))
+    send(b("supplier-izmir").build("trade.invoice", {
+        "invoice_id": "INV-IZ-0001", "order_id": "PO-FR-0002", "amount": 96_000,
+        "currency": "USD", "issue_date": iso(day - timedelta(days=5)),
+        "due_date": iso(day + timedelta(days=25)), "payment_terms": "NET30"}))
+    settle()
+    send(b("buyer-rotterdam").build("trade.invoice_ack", {"invoice_id": "INV-SZ-0001"}))
+    send(b("buyer-lyon").build("trade.invoice_ack", {"invoice_id": "INV-HCM-0001"}))
+    send(b("buyer-lyon").build("trade.dispute_open", {
+        "dispute_id": "DSP-IZ-0001", "invoice_id": "INV-IZ-0001",
+        "reason": "12 of 40 cases arrived damaged"}))
+    settle()
+    send(b("buyer-rotterdam").build("trade.payment", {
+        "payment_id": "PAY-NL-0001", "invoice_id": "INV-SZ-0001", "amount": 500_000,
+        "currency": "EUR", "value_date": iso(day - timedelta(days=12))}))
+    settle()
+    send(b("buyer-rotterdam").build("trade.payment", {
+        "payment_id": "PAY-NL-0002", "invoice_id": "INV-SZ-0001", "amount": 750_000,
+        "currency": "EUR", "value_date": iso(day - timedelta(days=3))}))
+    settle()
+    last = submitted[-1].tx_id_hex
+    marker.write_text(last + "\n", encoding="utf-8")
+    return {"transactions": len(submitted), "orders": 3, "invoices": 3, "payments": 2,
+            "last_tx": last}

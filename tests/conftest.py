@@ -80,3 +80,13 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     server = request.getfixturevalue("postgres_server")
     _db_counter += 1
     return str(server.create_database(f"tl_{os.getpid()}_{_db_counter}"))  # type: ignore[attr-defined]
+
+
+@pytest.fixture(autouse=True)
+def _close_stores() -> Iterator[None]:
+    """Close every store a test opened, so no database connection outlives it."""
+    yield
+    from tests.helpers import OPEN_STORES
+
+    while OPEN_STORES:
+        OPEN_STORES.pop().close()

@@ -24,9 +24,14 @@ class FixedClock(Clock):
         self.current += timedelta(**delta)
 
 
+OPEN_STORES: list[Store] = []
+
+
 def make_node(demo_consortium: Any, url: str, **kwargs: Any) -> LedgerNode:
+    """A node over a fresh store; the store is closed after the test (conftest)."""
     _consortium, genesis, orgs = demo_consortium
     store = Store(url)
+    OPEN_STORES.append(store)
     return LedgerNode(store, genesis, node_key=orgs["platform"].node, node_org="platform",
                       **kwargs)
 

@@ -175,6 +175,22 @@ def test_proofs_verify_offline_and_falsified_bundles_fail(e2e: Any, tmp_path: Pa
     assert bundle["kind"] == "inclusion"
     shown = _cli(["tx", "show", txs[0].tx_id_hex, "--node", node.base, "--json"], db_url)
     assert json.loads(shown.stdout)["status"] == "committed"
+    payload = tmp_path / "enrol.json"
+    payload.write_text(json.dumps({"org": "bank-one", "kind": "member",
+                                   "public_key": SigningKey.generate().public_key_hex}))
+    admin_key = str(tmp_path / "consortium/keys/bank-one/admin.key")
+    submitted = _cli(["tx", "submit", "membership.key_enrol", str(payload), "--key", admin_key,
+                      "--node", node.base, "--json"], db_url)
+    assert submitted.returncode == 0, submitted.stderr
+    assert json.loads(submitted.stdout)["status"] == "committed"
+    # The same payload from a supplier's admin is refused by the contract: exit 3.
+    other = str(tmp_path / "consortium/keys/supplier-one/admin.key")
+    payload.write_text(json.dumps({"org": "bank-one", "kind": "member",
+                                   "public_key": SigningKey.generate().public_key_hex}))
+    refused = _cli(["tx", "submit", "membership.key_enrol", str(payload), "--key", other,
+                    "--node", node.base, "--json"], db_url)
+    assert refused.returncode == 3
+    assert json.loads(refused.stdout)["code"] == "not_org_admin"
 
 
 def test_sigkill_under_load_loses_nothing_reported_committed(e2e: Any, tmp_path: Path,
