@@ -80,7 +80,7 @@ class PostgresServer:
                                   "-A", "trust", "-U", "postgres", "-E", "UTF8",
                                   "--locale=C.UTF-8"]),
                        check=True, capture_output=True, timeout=120)
-        log = open(self.log, "ab")  # noqa: SIM115 - kept for the server's life
+        log = open(self.log, "ab")
         self.proc = subprocess.Popen(
             self._cmd([str(self.bindir / "postgres"), "-D", str(self.data),
                        "-p", str(self.port), "-k", str(self.sockets),
