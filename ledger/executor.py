@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from ledger.contracts import REGISTRY, Keys, TxContext, parse_payload
+from ledger.contracts import INDEXERS, REGISTRY, Keys, TxContext, parse_payload
 from ledger.errors import MalformedRecord, Rejected, VerificationError
 from ledger.keys import Domain, verify
 from ledger.state import Overlay, StateReader
@@ -129,6 +129,8 @@ def apply_tx(
                            signer_orgs)
         tx_ctx.parties.add(signer_orgs[0])
         spec.apply(tx_ctx, payload)
+        for index in INDEXERS.get(body.type, ()):
+            index(tx_ctx, payload)
     return frozenset(tx_ctx.parties)
 
 

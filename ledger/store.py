@@ -154,6 +154,7 @@ class Store:
         self._local = threading.local()
         self._raw_conns: list[Any] = []
         mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        self._mark = mark
         self._get_sql = f"SELECT value FROM state WHERE key = {mark}"
         self._locate_sql = f"SELECT seq, height FROM tx WHERE tx_id = {mark}"
         self._receipt_sql = f"SELECT code, message FROM receipt WHERE tx_id = {mark}"
@@ -392,28 +393,39 @@ class Store:
         upserts = [{"key": k, "value": v, "height": header.height}
                    for k, v in writes.items() if v is not None]
         deletes = [k for k, v in writes.items() if v is None]
+        m = self._mark
+        # Plain DB-API executemany: the same SQL on SQLite and PostgreSQL, and
+        # none of the per-row processing of ORM or Core inserts. One database
+        # transaction holds the whole block.
         with self._write_lock, self.engine.begin() as conn:
-            conn.execute(BlockRow.__table__.insert(), [{   # type: ignore[attr-defined]
-                "height": header.height, "hash": block_hash,
-                "header": header.canonical_bytes(), "first_seq": first_seq,
-                "tx_count": len(accepted)}])
+            run = conn.exec_driver_sql
+            run(f"INSERT INTO block (height, hash, header, first_seq, tx_count) "
+                f"VALUES ({m}, {m}, {m}, {m}, {m})",
+                (header.height, block_hash, header.canonical_bytes(), first_seq,
+                 len(accepted)))
             if tx_rows:
-                conn.execute(TxRow.__table__.insert(), tx_rows)  # type: ignore[attr-defined]
+                run(f"INSERT INTO tx (seq, tx_id, height, type, author, body, signatures) "
+                    f"VALUES ({m}, {m}, {m}, {m}, {m}, {m}, {m})",
+                    [(r["seq"], r["tx_id"], r["height"], r["type"], r["author"], r["body"],
+                      r["signatures"]) for r in tx_rows])
             if party_rows:
-                conn.execute(TxPartyRow.__table__.insert(), party_rows)  # type: ignore[attr-defined]
+                run(f"INSERT INTO tx_party (seq, org) VALUES ({m}, {m})",
+                    [(r["seq"], r["org"]) for r in party_rows])
             if nodes:
-                conn.execute(MerkleNodeRow.__table__.insert(),  # type: ignore[attr-defined]
-                             [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in nodes])
+                run(f"INSERT INTO merkle_node (level, idx, hash) VALUES ({m}, {m}, {m})",
+                    list(nodes))
             if deletes:
-                conn.execute(StateRow.__table__.delete().where(  # type: ignore[attr-defined]
-                    col(StateRow.key).in_(deletes)))
+                run(f"DELETE FROM state WHERE key = {m}", [(k,) for k in deletes])
             if upserts:
-                _upsert_state(conn, upserts)
+                run(f"INSERT INTO state (key, value, height) VALUES ({m}, {m}, {m}) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+                    "height = excluded.height",
+                    [(r["key"], r["value"], r["height"]) for r in upserts])
             if signatures:
-                conn.execute(CheckpointSigRow.__table__.insert(),  # type: ignore[attr-defined]
-                             [{"height": header.height, "org": s.org, "block_hash": block_hash,
-                               "key_id": s.key_id, "signature": s.signature.hex()}
-                              for s in signatures])
+                run(f"INSERT INTO checkpoint_sig (height, org, block_hash, key_id, signature) "
+                    f"VALUES ({m}, {m}, {m}, {m}, {m})",
+                    [(header.height, sg.org, block_hash, sg.key_id, sg.signature.hex())
+                     for sg in signatures])
 
     def add_checkpoint_signature(self, height: int, block_hash: bytes,
                                  sig: CheckpointSignature) -> None:
@@ -439,31 +451,6 @@ class Store:
             for i in range(0, len(party_rows), 5000):
                 conn.execute(TxPartyRow.__table__.insert(),  # type: ignore[attr-defined]
                              party_rows[i:i + 5000])
-
-
-def _upsert_state(conn: Any, rows: list[dict[str, Any]]) -> None:
-    dialect = conn.dialect.name
-    table = StateRow.__table__  # type: ignore[attr-defined]
-    if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        stmt = sqlite_insert(table)
-        stmt = stmt.on_conflict_do_update(index_elements=["key"],
-                                          set_={"value": stmt.excluded.value,
-                                                "height": stmt.excluded.height})
-        conn.execute(stmt, rows)
-    elif dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        pstmt = pg_insert(table)
-        pstmt = pstmt.on_conflict_do_update(index_elements=["key"],
-                                            set_={"value": pstmt.excluded.value,
-                                                  "height": pstmt.excluded.height})
-        conn.execute(pstmt, rows)
-    else:
-        keys = [r["key"] for r in rows]
-        conn.execute(table.delete().where(table.c.key.in_(keys)))
-        conn.execute(table.insert(), rows)
 
 
 def _genesis_nodes(genesis: Genesis) -> list[tuple[int, int, bytes]]:

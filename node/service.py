@@ -14,6 +14,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,9 +24,16 @@ from ledger.block import BlockHeader, Certificate, sign_checkpoint
 from ledger.chain import Genesis, build_block
 from ledger.contracts import REGISTRY, Keys, parse_payload
 from ledger.encoding import loads_trusted
-from ledger.errors import Conflict, LedgerError, MalformedRecord, NotFound, Rejected
+from ledger.errors import (
+    Conflict,
+    LedgerError,
+    MalformedRecord,
+    NotFound,
+    Rejected,
+    VerificationError,
+)
 from ledger.executor import GENESIS_TYPE, MAX_CLOCK_SKEW, VerifiedSignatures
-from ledger.keys import Domain, SigningKey, verify
+from ledger.keys import Domain, SigningKey, is_valid, verify
 from ledger.state import CachedState
 from ledger.store import Store, StoredTx, StoreNodes
 from ledger.timefmt import format_time
@@ -34,6 +42,13 @@ from ledger.tx import SignedTx
 log = logging.getLogger("tradeledger.node")
 
 BUNDLE_VERSION = "tradeledger-proof/1"
+# Batches with at least this many signatures are verified in a worker process.
+PARALLEL_VERIFY_MIN = 64
+
+
+def verify_all(jobs: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
+    """Check (public key, tx_id, signature) triples; runs in a worker process."""
+    return [is_valid(public, Domain.TX, tx_id, sig) for public, tx_id, sig in jobs]
 
 
 @dataclass(frozen=True)
@@ -92,6 +107,7 @@ class LedgerNode:
         self._inflight: set[bytes] = set()
         self._verified = VerifiedSignatures()
         self._stop = threading.Event()
+        self._pool: ProcessPoolExecutor | None = None
         self._thread: threading.Thread | None = None
         self._nodes = StoreNodes(store)
         self._state = CachedState(store)
@@ -128,12 +144,25 @@ class LedgerNode:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
 
     # -- intake -------------------------------------------------------------
 
     def submit(self, wire: object) -> TxStatus:
         """Check and queue one transaction; returns its status (idempotent)."""
         tx = SignedTx.from_wire(wire)
+        known = self._known(tx)
+        if known is not None:
+            return known
+        todo = self._precheck(tx)
+        for public, _kid, signature in todo:
+            verify(public, Domain.TX, tx.tx_id, signature)
+        return self._enqueue(tx, [kid for _p, kid, _s in todo])
+
+    def _known(self, tx: SignedTx) -> TxStatus | None:
+        """The status of a transaction seen before, or None for a new one."""
         with self._lock:
             if tx.tx_id in self._pending or tx.tx_id in self._inflight:
                 return TxStatus(tx.tx_id_hex, "pending")
@@ -147,7 +176,13 @@ class LedgerNode:
         receipt = self.store.receipt_of(tx.tx_id_hex)
         if receipt is not None:
             return TxStatus(tx.tx_id_hex, "rejected", code=receipt[0], message=receipt[1])
-        self._precheck(tx)
+        return None
+
+    def _enqueue(self, tx: SignedTx, verified_keys: Sequence[str]) -> TxStatus:
+        """Queue ``tx``; ``verified_keys`` are the signers whose signature was checked.
+
+        Signatures by keys not yet enrolled at intake are left to the executor.
+        """
         with self._lock:
             if tx.tx_id in self._pending or tx.tx_id in self._inflight:
                 return TxStatus(tx.tx_id_hex, "pending")
@@ -159,24 +194,63 @@ class LedgerNode:
                 raise Conflict("the node's queue is full; retry shortly", code="busy")
             self._pending[tx.tx_id] = tx
             self._pending_nonces.add(nonce)
+            for kid in verified_keys:
+                self._verified.pairs.add((tx.tx_id, kid))
             self._lock.notify()
         return TxStatus(tx.tx_id_hex, "pending")
 
     def submit_many(self, wires: Sequence[object]) -> list[dict[str, Any]]:
-        """Submit a batch; each item gets its own status or error."""
-        results: list[dict[str, Any]] = []
+        """Submit a batch; each item gets its own status or error.
+
+        Signatures of a large batch are verified in a worker process while
+        this process goes on parsing and ordering (specs/api.md#batches).
+        """
+        results: list[dict[str, Any] | None] = [None] * len(wires)
+        checked: list[tuple[int, SignedTx, list[tuple[bytes, str, bytes]]]] = []
+
+        def refuse(i: int, exc: LedgerError) -> None:
+            problem = exc.to_problem()
+            if isinstance(exc, MalformedRecord):
+                problem["field"] = f"transactions[{i}].{exc.field}".rstrip(".")
+            results[i] = {"status": "refused", **problem}
+
         for i, wire in enumerate(wires):
             try:
-                results.append(self.submit(wire).to_wire())
+                tx = SignedTx.from_wire(wire)
+                known = self._known(tx)
+                if known is not None:
+                    results[i] = known.to_wire()
+                    continue
+                checked.append((i, tx, self._precheck(tx)))
             except LedgerError as exc:
-                problem = exc.to_problem()
-                if isinstance(exc, MalformedRecord):
-                    problem["field"] = f"transactions[{i}].{exc.field}".rstrip(".")
-                results.append({"status": "refused", **problem})
-        return results
+                refuse(i, exc)
+        jobs = [(public, tx.tx_id, sig) for _i, tx, todo in checked for public, _k, sig in todo]
+        if len(jobs) >= PARALLEL_VERIFY_MIN:
+            verdicts = iter(self._verifier().submit(verify_all, jobs).result())
+        else:
+            verdicts = iter(verify_all(jobs))
+        for i, tx, todo in checked:
+            ok = [next(verdicts) for _ in todo]
+            try:
+                if not all(ok):
+                    bad = ok.index(False)
+                    raise VerificationError(
+                        f"transaction signature by key {todo[bad][1]} does not verify",
+                        code="bad_signature")
+                results[i] = self._enqueue(tx, [kid for _p, kid, _s in todo]).to_wire()
+            except LedgerError as exc:
+                refuse(i, exc)
+        return [r for r in results if r is not None]
 
-    def _precheck(self, tx: SignedTx) -> None:
+    def _verifier(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=1)
+        return self._pool
+
+    def _precheck(self, tx: SignedTx) -> list[tuple[bytes, str, bytes]]:
+        """Checks that need no ordering; returns the signatures left to verify."""
         body = tx.body
+        todo: list[tuple[bytes, str, bytes]] = []
         if body.chain_id != self.chain_id:
             raise Rejected("wrong_chain", f"transaction is for chain {body.chain_id!r}, "
                                           f"this node serves {self.chain_id!r}")
@@ -201,8 +275,8 @@ class LedgerNode:
             if record["status"] != "active":
                 raise Rejected("key_revoked", f"signatures[{i}]: key {sig.key_id} is "
                                               f"{record['status']}")
-            verify(bytes.fromhex(record["public_key"]), Domain.TX, tx.tx_id, sig.signature)
-            self._verified.pairs.add((tx.tx_id, sig.key_id))
+            todo.append((bytes.fromhex(record["public_key"]), sig.key_id, sig.signature))
+        return todo
 
     # -- ordering -----------------------------------------------------------
 

@@ -243,3 +243,38 @@ def test_consistency_between_log_sizes(api: Any, demo_consortium: Any) -> None:
     client.verify_extends(old_size, old_root)
     with pytest.raises(BundleError):
         client.verify_extends(old_size, b"\x00" * 32)
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["single", "batch"])
+def test_signature_by_a_key_enrolled_in_the_same_block_is_still_verified(
+        demo_consortium: Any, tmp_path: Any, batch: bool) -> None:
+    """Intake cannot check a key that is not enrolled yet; the executor must."""
+    node = make_node(demo_consortium, f"sqlite:///{tmp_path / 'l.db'}")
+    _c, genesis, _orgs = demo_consortium
+    new_key = SigningKey.generate()
+    enrol = enrol_tx(demo_consortium, "bank-eu", key=new_key, kind="admin")
+    builder = TxBuilder(new_key, chain_id=genesis.chain_id)
+    good = builder.build("membership.key_enrol", {
+        "org": "bank-eu", "kind": "member",
+        "public_key": SigningKey.generate().public_key_hex})
+    forged_wire = builder.build("membership.key_enrol", {
+        "org": "bank-eu", "kind": "member",
+        "public_key": SigningKey.generate().public_key_hex}).to_wire()
+    sig = forged_wire["signatures"][0]["signature"]
+    forged_wire["signatures"][0]["signature"] = ("1" if sig[0] == "0" else "0") + sig[1:]
+    wires = [enrol.to_wire(), good.to_wire(), forged_wire]
+    if batch:
+        results = node.submit_many(wires)
+        assert [r["status"] for r in results] == ["pending"] * 3
+    else:
+        for wire in wires:
+            assert node.submit(wire).status == "pending"
+    node.cut_block()
+    assert node.status(enrol.tx_id_hex).status == "committed"  # type: ignore[union-attr]
+    assert node.status(good.tx_id_hex).status == "committed"  # type: ignore[union-attr]
+    from ledger.tx import SignedTx
+
+    forged_id = SignedTx.from_wire(forged_wire).tx_id_hex
+    status = node.status(forged_id)
+    assert status is not None and status.status == "rejected"
+    assert status.code == "bad_signature"

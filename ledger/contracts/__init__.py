@@ -6,6 +6,7 @@ Importing this package registers every family's contracts in ``REGISTRY``.
 # Importing the family modules registers their contracts.
 from ledger.contracts import membership, trade
 from ledger.contracts.base import (
+    INDEXERS,
     REGISTRY,
     ROLES,
     ContractSpec,
@@ -15,10 +16,12 @@ from ledger.contracts.base import (
     WireDate,
     WireTime,
     contract,
+    indexer,
     parse_payload,
 )
 
 __all__ = [
+    "INDEXERS",
     "REGISTRY",
     "ROLES",
     "ContractSpec",
@@ -28,6 +31,7 @@ __all__ = [
     "WireDate",
     "WireTime",
     "contract",
+    "indexer",
     "membership",
     "parse_payload",
     "trade",

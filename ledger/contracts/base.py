@@ -123,6 +123,24 @@ def contract(
     return register
 
 
+# Indexers run after a type's contract, inside the same transaction, and keep
+# derived aggregates of another family (e.g. ratings over trade records) in
+# state. They are deterministic like contracts; a rejection from one rejects
+# the transaction.
+INDEXERS: dict[str, list[Apply]] = {}
+
+
+def indexer(*tx_types: str) -> Callable[[Apply], Apply]:
+    """Register ``fn(ctx, payload)`` to run after each of ``tx_types`` applies."""
+
+    def register(fn: Apply) -> Apply:
+        for tx_type in tx_types:
+            INDEXERS.setdefault(tx_type, []).append(fn)
+        return fn
+
+    return register
+
+
 class Keys:
     """State key spellings, in one place so every module agrees."""
 

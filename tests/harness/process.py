@@ -254,15 +254,16 @@ class ServiceProcess:
             self._proc.wait(timeout)
         return self._proc.poll()
 
-    def stop(self, timeout: float | None = None) -> int | None:
-        """Stop by PID: ``stop_signal`` (SIGTERM), then SIGKILL after ``timeout`` seconds.
+    def stop(self, timeout: float | None = None, *, sig: int | None = None) -> int | None:
+        """Stop by PID: ``sig`` (default ``stop_signal``, SIGTERM), then SIGKILL after
+        ``timeout`` seconds (default ``stop_timeout``).
 
         Returns the exit status (``None`` if never started). Safe to call repeatedly.
         """
         unregister_live(self)
         if self._proc is None:
             return None
-        return stop_process(self._proc, signals=(self.stop_signal,),
+        return stop_process(self._proc, signals=(self.stop_signal if sig is None else sig,),
                             timeout=self.stop_timeout if timeout is None else timeout)
 
     def close(self) -> None:
