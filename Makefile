@@ -45,7 +45,7 @@ demo: $(STAMP)
 test: $(STAMP) $(SYSSTAMP)
 	$(VENV)/bin/ruff check ledger node client tests bench
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n 2
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check ledger node client tests bench
