@@ -299,8 +299,18 @@ class EtcdCluster:
             self.wait_healthy([index])
 
     def _stop_all(self) -> None:
-        for m in self.members:
-            m.process.stop()
+        """Stop every running member, the current leader first each time.
+
+        A member that outlives the leader it followed can take seconds to shut down on
+        SIGTERM; stopping leaders first keeps the whole teardown well under a second.
+        """
+        while True:
+            running = [i for i, m in enumerate(self.members) if m.process.running]
+            if not running:
+                return
+            leader = self.leader_index() if len(running) > 1 else None
+            index = leader if leader in running else running[0]
+            self.members[index].process.stop()
 
     def stop(self) -> None:
         """Stop every member by PID and remove the cluster's directory. Idempotent."""
