@@ -41,9 +41,12 @@ class BlockContext:
 
 @dataclass
 class VerifiedSignatures:
-    """(tx_id, key_id) pairs whose signature was verified already (e.g. at intake)."""
+    """What intake checked already: verified (tx_id, key_id) signature pairs, and
+    payloads validated against their model (by tx_id), so execution need not
+    repeat the work. Both are only ever filled by this process's own checks."""
 
     pairs: set[tuple[bytes, str]] = field(default_factory=set)
+    payloads: dict[bytes, Any] = field(default_factory=dict)
 
     def add_tx(self, tx: SignedTx) -> None:
         for sig in tx.signatures:
@@ -97,10 +100,12 @@ def apply_tx(
         raise Rejected("genesis_only_at_zero",
                        "membership.genesis is the only transaction of block 0")
     # Step 6 comes before 3 for genesis, whose keys the payload itself brings.
-    try:
-        payload = parse_payload(spec.payload, body.payload)
-    except MalformedRecord as exc:
-        raise Rejected("malformed", exc.message) from exc
+    payload = verified.payloads.get(tx.tx_id) if verified is not None else None
+    if payload is None or type(payload) is not spec.payload:
+        try:
+            payload = parse_payload(spec.payload, body.payload)
+        except MalformedRecord as exc:
+            raise Rejected("malformed", exc.message) from exc
     tx_ctx: TxContext
     if genesis:
         tx_ctx = TxContext(state, tx, ctx.height, ctx.time, ctx.chain_id, "", ())

@@ -156,10 +156,10 @@ class LedgerNode:
         known = self._known(tx)
         if known is not None:
             return known
-        todo = self._precheck(tx)
+        todo, payload = self._precheck(tx)
         for public, _kid, signature in todo:
             verify(public, Domain.TX, tx.tx_id, signature)
-        return self._enqueue(tx, [kid for _p, kid, _s in todo])
+        return self._enqueue(tx, [kid for _p, kid, _s in todo], payload)
 
     def _known(self, tx: SignedTx) -> TxStatus | None:
         """The status of a transaction seen before, or None for a new one."""
@@ -178,7 +178,8 @@ class LedgerNode:
             return TxStatus(tx.tx_id_hex, "rejected", code=receipt[0], message=receipt[1])
         return None
 
-    def _enqueue(self, tx: SignedTx, verified_keys: Sequence[str]) -> TxStatus:
+    def _enqueue(self, tx: SignedTx, verified_keys: Sequence[str], payload: object
+                 ) -> TxStatus:
         """Queue ``tx``; ``verified_keys`` are the signers whose signature was checked.
 
         Signatures by keys not yet enrolled at intake are left to the executor.
@@ -196,6 +197,7 @@ class LedgerNode:
             self._pending_nonces.add(nonce)
             for kid in verified_keys:
                 self._verified.pairs.add((tx.tx_id, kid))
+            self._verified.payloads[tx.tx_id] = payload
             self._lock.notify()
         return TxStatus(tx.tx_id_hex, "pending")
 
@@ -206,7 +208,7 @@ class LedgerNode:
         this process goes on parsing and ordering (specs/api.md#batches).
         """
         results: list[dict[str, Any] | None] = [None] * len(wires)
-        checked: list[tuple[int, SignedTx, list[tuple[bytes, str, bytes]]]] = []
+        checked: list[tuple[int, SignedTx, list[tuple[bytes, str, bytes]], object]] = []
 
         def refuse(i: int, exc: LedgerError) -> None:
             problem = exc.to_problem()
@@ -221,15 +223,16 @@ class LedgerNode:
                 if known is not None:
                     results[i] = known.to_wire()
                     continue
-                checked.append((i, tx, self._precheck(tx)))
+                checked.append((i, tx, *self._precheck(tx)))
             except LedgerError as exc:
                 refuse(i, exc)
-        jobs = [(public, tx.tx_id, sig) for _i, tx, todo in checked for public, _k, sig in todo]
+        jobs = [(public, tx.tx_id, sig)
+                for _i, tx, todo, _p in checked for public, _k, sig in todo]
         if len(jobs) >= PARALLEL_VERIFY_MIN:
             verdicts = iter(self._verifier().submit(verify_all, jobs).result())
         else:
             verdicts = iter(verify_all(jobs))
-        for i, tx, todo in checked:
+        for i, tx, todo, payload in checked:
             ok = [next(verdicts) for _ in todo]
             try:
                 if not all(ok):
@@ -237,7 +240,8 @@ class LedgerNode:
                     raise VerificationError(
                         f"transaction signature by key {todo[bad][1]} does not verify",
                         code="bad_signature")
-                results[i] = self._enqueue(tx, [kid for _p, kid, _s in todo]).to_wire()
+                results[i] = self._enqueue(tx, [kid for _p, kid, _s in todo],
+                                           payload).to_wire()
             except LedgerError as exc:
                 refuse(i, exc)
         return [r for r in results if r is not None]
@@ -247,8 +251,9 @@ class LedgerNode:
             self._pool = ProcessPoolExecutor(max_workers=1)
         return self._pool
 
-    def _precheck(self, tx: SignedTx) -> list[tuple[bytes, str, bytes]]:
-        """Checks that need no ordering; returns the signatures left to verify."""
+    def _precheck(self, tx: SignedTx) -> tuple[list[tuple[bytes, str, bytes]], object]:
+        """Checks that need no ordering; returns the signatures left to verify
+        and the validated payload."""
         body = tx.body
         todo: list[tuple[bytes, str, bytes]] = []
         if body.chain_id != self.chain_id:
@@ -258,7 +263,7 @@ class LedgerNode:
         if spec is None or body.type == GENESIS_TYPE:
             raise MalformedRecord(f"unknown transaction type {body.type!r}", field="body.type",
                                   rule="known_type")
-        parse_payload(spec.payload, body.payload, path="body.payload")
+        payload = parse_payload(spec.payload, body.payload, path="body.payload")
         now = self.clock.now()
         if now > body.expires_at:
             raise Rejected("expired", f"expired at {format_time(body.expires_at)}")
@@ -276,7 +281,7 @@ class LedgerNode:
                 raise Rejected("key_revoked", f"signatures[{i}]: key {sig.key_id} is "
                                               f"{record['status']}")
             todo.append((bytes.fromhex(record["public_key"]), sig.key_id, sig.signature))
-        return todo
+        return todo, payload
 
     # -- ordering -----------------------------------------------------------
 
@@ -333,6 +338,7 @@ class LedgerNode:
             for tx in batch:
                 self._inflight.discard(tx.tx_id)
                 self._pending_nonces.discard((tx.body.author, tx.body.nonce))
+                self._verified.payloads.pop(tx.tx_id, None)
                 for s in tx.signatures:
                     self._verified.pairs.discard((tx.tx_id, s.key_id))
         return built.header if built.accepted else None
