@@ -58,6 +58,22 @@ def raw_verify_rate(n: int = 20_000) -> float:
     return rate(n, run)
 
 
+def _verify_worker(n: int) -> float:
+    return raw_verify_rate(n)
+
+
+def parallel_raw_verify_rate(processes: int, n: int = 20_000) -> float:
+    """Total raw verify rate of ``processes`` processes verifying at once.
+
+    The machine's own parallel ceiling: what any parallel audit could reach.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=processes) as pool:
+        list(pool.map(_verify_worker, [100] * processes))  # start them first
+        return float(sum(pool.map(_verify_worker, [n] * processes)))
+
+
 def report(title: str, rows: list[tuple[str, str, str]], data: dict[str, Any]) -> None:
     width = max(len(r[0]) for r in rows) + 2
     print(f"\n== {title}")

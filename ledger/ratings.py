@@ -23,8 +23,8 @@ from __future__ import annotations
 import bisect
 import calendar
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
 from typing import Any, Final, Literal, Protocol
@@ -154,7 +154,7 @@ class RatingPolicy:
     exclude_related_party: bool = True
     supplier_cap_percent: int = 50
     count_overdue_certificates: bool = True
-    related_parties: tuple[frozenset[str], ...] = field(default=(), compare=True)
+    related_parties: tuple[frozenset[str], ...] = ()
 
     @classmethod
     def from_consortium_policy(cls, policy: Mapping[str, Any] | None) -> RatingPolicy:
@@ -670,7 +670,7 @@ def _month_sums(state: StateReader, buyer: str, month: str, as_of: date,
                 acc = sums[supplier] = [0, 0, 0, 0, 0, 0]
             for i in range(5):
                 acc[i] += _dec(vals[i])
-            acc[5] = max(acc[5], vals[5])
+            acc[5] = max(acc[5], _dec(vals[5]))
     opens = record["o"]
     if not opens:
         return sums
@@ -816,14 +816,3 @@ def _merge(into: dict[str, _Sums], sums: Mapping[str, _Sums]) -> None:
             acc[i] += vals[i]
         acc[5] = max(acc[5], vals[5])
 
-
-def experiences_of(terms: Iterable[tuple[str, int, date]], *, obligor: str, supplier: str,
-                   due: date) -> Experience:
-    """Build an :class:`Experience` from ``(kind, weight, date)`` rows (tests, tools).
-
-    ``kind`` is ``"paid"`` for a settled part or ``"open"`` for the unpaid
-    weight (its date is ignored).
-    """
-    settled = tuple((w, d) for kind, w, d in terms if kind == "paid")
-    open_weight = sum(w for kind, w, _d in terms if kind == "open")
-    return Experience(obligor, supplier, "invoice", due, settled, open_weight)

@@ -4,7 +4,7 @@ Importing this package registers every family's contracts in ``REGISTRY``.
 """
 
 # Importing the family modules registers their contracts.
-from ledger.contracts import membership, trade
+from ledger.contracts import membership, ratings, trade
 from ledger.contracts.base import (
     INDEXERS,
     REGISTRY,
@@ -34,5 +34,6 @@ __all__ = [
     "indexer",
     "membership",
     "parse_payload",
+    "ratings",
     "trade",
 ]
