@@ -52,7 +52,11 @@ class TrustAnchor:
 
 @dataclass(frozen=True)
 class VerifiedRecord:
-    """What a verified inclusion bundle proves."""
+    """What a verified inclusion bundle proves.
+
+    ``leaf_index`` and the record are proven; ``height`` (the block the node
+    says holds the record) is as stated by the bundle, not proven by it.
+    """
 
     tx_id: str
     height: int
@@ -94,22 +98,44 @@ def _key_id(public: bytes) -> str:
 
 
 def load_anchor(genesis_bytes: bytes) -> TrustAnchor:
-    """Step 1: the trust anchor from a genesis file's bytes."""
+    """Step 1: the trust anchor from a genesis file's bytes.
+
+    The file must be byte-exact as the consortium published it (canonical
+    JSON): the founding transaction's bytes are then exactly the Merkle leaf
+    the genesis header commits to, so the validator keys read from it are
+    the ones the genesis hash covers.
+    """
+    prefix, middle = b'{"header":', b',"transaction":'
+    suffix = b',"version":"' + GENESIS_VERSION.encode() + b'"}'
+    start = genesis_bytes.find(middle)
+    if not genesis_bytes.startswith(prefix) or start < 0 or not genesis_bytes.endswith(suffix):
+        raise BundleError("genesis file is not in its canonical published form")
+    leaf = genesis_bytes[start + len(middle):len(genesis_bytes) - len(suffix)]
     try:
         doc = json.loads(genesis_bytes)
-        if doc.get("version") != GENESIS_VERSION:
+        if doc.get("version") != GENESIS_VERSION or set(doc) != {"version", "header",
+                                                                 "transaction"}:
             raise BundleError(f"not a {GENESIS_VERSION} file")
         header = doc["header"]
+        if json.loads(leaf) != doc["transaction"]:
+            raise BundleError("genesis transaction bytes are not where they should be")
         payload = doc["transaction"]["body"]["payload"]
         validators = payload["quorum"]["validators"]
-        threshold = int(payload["quorum"]["threshold"])
+        threshold = payload["quorum"]["threshold"]
+        if not isinstance(threshold, int) or isinstance(threshold, bool) or threshold < 1:
+            raise BundleError("quorum threshold must be a positive integer")
         orgs = {o["id"]: o for o in payload["organisations"]}
-        node_keys = {v: {_key_id(bytes.fromhex(k)): bytes.fromhex(k)
+        node_keys = {v: {_key_id(_hex(k, "node key", 32)): _hex(k, "node key", 32)
                          for k in orgs[v].get("node_keys", [])} for v in validators}
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise BundleError(f"genesis file is malformed: {exc}") from exc
-    if header.get("height") != 0:
+    if not isinstance(header, dict) or header.get("height") != 0:
         raise BundleError("genesis header must be at height 0")
+    # The header commits to the founding transaction: a one-leaf log whose
+    # root is that leaf's hash (RFC 9162: the root of one leaf is its hash).
+    if header.get("log_size") != 1 or _hex(header.get("log_root"), "genesis log_root", 32) \
+            != _sha256(b"\x00" + leaf):
+        raise BundleError("genesis header does not commit to its transaction")
     return TrustAnchor(header["chain_id"], _sha256(_flat_canonical(header)), node_keys,
                        threshold)
 
@@ -197,7 +223,7 @@ def verify_inclusion_bundle(genesis_bytes: bytes, bundle: dict[str, Any]) -> Ver
             raise BundleError("leaf must be a string")
         leaf_bytes = leaf.encode("utf-8")
         index, size = bundle["leaf_index"], header["log_size"]
-        if not isinstance(index, int) or isinstance(index, bool) or not isinstance(size, int):
+        if any(isinstance(v, bool) or not isinstance(v, int) for v in (index, size)):
             raise BundleError("leaf_index and log_size must be integers")
         proof = [_hex(h, "inclusion_proof entry", 32) for h in bundle["inclusion_proof"]]
         computed = root_from_inclusion(_sha256(b"\x00" + leaf_bytes), index, size, proof)
@@ -237,6 +263,8 @@ def verify_consistency_bundle(genesis_bytes: bytes, bundle: dict[str, Any],
         header = bundle["header"]
         verify_header(anchor, header, bundle.get("certificate", {}))
         old_size, new_size = bundle["old_size"], bundle["new_size"]
+        if any(isinstance(v, bool) or not isinstance(v, int) for v in (old_size, new_size)):
+            raise BundleError("need 0 < old_size <= new_size, both integers")
         if new_size != header["log_size"]:
             raise BundleError("new_size is not the certified log size")
         old_root = _hex(bundle["old_root"], "old_root", 32)

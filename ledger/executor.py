@@ -4,13 +4,17 @@ The steps every node runs, in order, for each transaction of a block:
 
 1. the chain id is this chain's;
 2. the block time lies within the transaction's validity window
-   (``created_at - MAX_CLOCK_SKEW <= time <= expires_at``);
-3. every signer key is an active key of an active organisation, and its
-   signature verifies (skipped when already verified for this ``tx_id``);
-4. the nonce is unused for this author;
-5. the author's organisation holds a role allowed to submit the type;
-6. the payload validates against the type's model;
-7. the contract applies, writing state or rejecting.
+   (``created_at - MAX_CLOCK_SKEW <= time <= expires_at``), and the type has a
+   contract (``membership.genesis`` only at height 0, and only there);
+3. the payload validates against the type's model;
+4. every signer key is an active, non-node key of an active organisation, and
+   its signature verifies (skipped when already verified for this ``tx_id``);
+5. the nonce is unused for this author;
+6. the author's organisation holds a role allowed to submit the type;
+7. the contract applies, then the type's indexers, writing state or rejecting.
+
+For the genesis transaction the contract runs before step 4, since the keys
+it checks are the ones the genesis payload brings.
 
 Same blocks in, same state out: nothing here reads a clock or the network.
 """
@@ -99,7 +103,7 @@ def apply_tx(
     if genesis != (ctx.height == 0):
         raise Rejected("genesis_only_at_zero",
                        "membership.genesis is the only transaction of block 0")
-    # Step 6 comes before 3 for genesis, whose keys the payload itself brings.
+    # Step 3.
     payload = verified.payloads.get(tx.tx_id) if verified is not None else None
     if payload is None or type(payload) is not spec.payload:
         try:
@@ -114,14 +118,14 @@ def apply_tx(
         author = state.get(Keys.key(body.author))
         tx_ctx.author_org = author["org"]
     else:
-        # Step 3.
-        signer_orgs = _check_signers(state, tx, verified)
         # Step 4.
+        signer_orgs = _check_signers(state, tx, verified)
+        # Step 5.
         nonce_key = Keys.nonce(body.author, body.nonce)
         if state.exists(nonce_key):
             raise Rejected("nonce_reused", f"nonce {body.nonce!r} was used before by this author")
         state.put(nonce_key, ctx.height)
-        # Step 5.
+        # Step 6.
         org = state.get(Keys.org(signer_orgs[0]))
         if "*" not in spec.roles and not spec.roles.intersection(org["roles"]):
             raise Rejected(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import calendar
+import operator
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -108,7 +109,7 @@ def cap_factors(weights: Mapping[str, int], cap_percent: int) -> dict[str, Fract
     1. Order the suppliers by weight, largest first, ties by supplier id.
     2. For k = 0, 1, ...: let U be the total weight of all but the first k and
        L = cap * U / (100 - k * cap). Stop at the first k whose (k+1)-th
-       supplier weighs at most L (or k = number of suppliers).
+       supplier weighs at most L.
     3. The first k suppliers get the weight L each (factor L / W), the others
        keep theirs (factor 1). Each capped supplier then holds exactly cap %
        of the new total and every other at most that.
@@ -118,20 +119,28 @@ def cap_factors(weights: Mapping[str, int], cap_percent: int) -> dict[str, Fract
     ``cap_percent = 100`` disables the cap.
     """
     positive = {s: w for s, w in weights.items() if w > 0}
-    if cap_percent >= 100 or not positive:
-        return {s: Fraction(1) for s in positive}
-    order = sorted(positive, key=lambda s: (-positive[s], s))
-    rest = sum(positive.values())
+    capped = _cap(positive, cap_percent)
+    if capped is None:
+        return {s: Fraction(0) for s in positive}
+    level, names = capped
+    return {s: (level / w if s in names else Fraction(1)) for s, w in positive.items()}
+
+
+def _cap(weights: Mapping[str, int], cap_percent: int
+         ) -> tuple[Fraction, frozenset[str]] | None:
+    """(level L, the capped suppliers) per :func:`cap_factors`; None if the cap cannot hold."""
+    if cap_percent >= 100:
+        return Fraction(0), frozenset()
+    order = sorted(weights, key=lambda s: (-weights[s], s))
+    rest = sum(weights.values())
     for k, supplier in enumerate(order):
         if k * cap_percent >= 100:
             break
         level = Fraction(cap_percent * rest, 100 - k * cap_percent)
-        if positive[supplier] <= level:
-            factors = {s: Fraction(1) for s in order[k:]}
-            factors.update({s: level / positive[s] for s in order[:k]})
-            return factors
-        rest -= positive[supplier]
-    return {s: Fraction(0) for s in order}
+        if weights[supplier] <= level:
+            return level, frozenset(order[:k])
+        rest -= weights[supplier]
+    return None
 
 
 # -- policy (specs/ratings.md#policy) ---------------------------------------------
@@ -246,11 +255,6 @@ def buyer_key(buyer: str) -> str:
 def month_key(buyer: str, month: str) -> str:
     """Settled sums and open summaries of the buyer's experiences due in ``month``."""
     return f"ratings/month/{buyer}/{month}"
-
-
-def open_key(buyer: str, month: str) -> str:
-    """Day-level open amounts (cumulative by day of month) for ``month``."""
-    return f"ratings/open/{buyer}/{month}"
 
 
 def late_key(buyer: str, month: str, supplier: str) -> str:
@@ -415,7 +419,10 @@ class _Batch:
                 self.state.put(key, value)
 
 
-_DAYS: Final = 31
+#: Class order in a supplier's vector; each class has a block of ``_BLOCK`` numbers:
+#: settled w, vn, late, ontime, n, worst delay, then open w, n, wd, first day.
+CLASSES: Final = ("i", "d", "c")
+_BLOCK: Final = 10
 
 
 def apply_experience(state: StateWriter, today: date, source: Source, record_id: str,
@@ -454,8 +461,9 @@ def apply_experience(state: StateWriter, today: date, source: Source, record_id:
     # 6. Headers: the months kept and the last date the aggregates changed.
     for buyer in buyers:
         header = batch.get(buyer_key(buyer)) or {"buyer": buyer, "months": [], "updated": ""}
-        months = sorted(m for m in set(header["months"]) | _touched(batch, buyer)
-                        if batch.get(month_key(buyer, m)) is not None)
+        touched = _touched(batch, buyer)
+        months = sorted({m for m in header["months"] if m not in touched}
+                        | {m for m, value in touched.items() if value is not None})
         updated = max(header["updated"], today.isoformat())
         if months != header["months"] or updated != header["updated"]:
             batch.set(buyer_key(buyer), {"buyer": buyer, "months": months, "updated": updated}
@@ -463,46 +471,52 @@ def apply_experience(state: StateWriter, today: date, source: Source, record_id:
     batch.flush()
 
 
-def _touched(batch: _Batch, buyer: str) -> set[str]:
+def _touched(batch: _Batch, buyer: str) -> dict[str, Any]:
+    """The buyer's month records this call read or wrote (``None``: gone)."""
     prefix = f"ratings/month/{buyer}/"
-    return {k[len(prefix):] for k in batch.values if k.startswith(prefix)}
+    return {k[len(prefix):]: v for k, v in batch.values.items() if k.startswith(prefix)}
 
 
 def _prune(batch: _Batch, buyer: str, cutoff: int) -> None:
     header = batch.get(buyer_key(buyer))
-    if header is None:
-        return
+    if header is None or month_index(header["months"][0]) >= cutoff:
+        return  # months are sorted: nothing to prune
     for month in header["months"]:
         if month_index(month) >= cutoff:
             continue
-        record = batch.get(month_key(buyer, month)) or {"s": {}, "o": {}}
-        for supplier, by_cls in record["s"].items():
-            if any(_dec(vals[5]) for vals in by_cls.values()):
+        record = batch.get(month_key(buyer, month)) or {"v": {}}
+        for supplier, vec in record["v"].items():
+            if any(_dec(vec[i]) for i in range(5, len(vec), _BLOCK)):
                 batch.set(late_key(buyer, month, supplier), None)
         batch.set(month_key(buyer, month), None)
-        batch.set(open_key(buyer, month), None)
     kept = [m for m in header["months"] if month_index(m) >= cutoff]
     if kept != header["months"]:
         batch.set(buyer_key(buyer), {**header, "months": kept} if kept else None)
 
 
 def _add(batch: _Batch, c: Contribution, sign: int) -> None:
-    """Add ``sign`` times contribution ``c`` to its month's records."""
+    """Add ``sign`` times contribution ``c`` to its month record."""
     mkey = month_key(c.buyer, c.month)
-    record = batch.get(mkey) or {"s": {}, "o": {}}
+    record = batch.get(mkey) or {"v": {}}
+    base = _BLOCK * CLASSES.index(c.cls)
+    vec = [_dec(x) for x in record["v"].get(c.supplier, ())]
+    vec += [0] * (base + _BLOCK - len(vec))
     if c.settled[0] or c.settled[4]:
-        entry = record["s"].setdefault(c.supplier, {}).setdefault(c.cls, [0] * 6)
         for i in range(5):
-            entry[i] = _enc(_dec(entry[i]) + sign * c.settled[i])
+            vec[base + i] += sign * c.settled[i]
         if c.late_days:
-            entry[5] = _late(batch, c, sign)
-        if not any(_dec(x) for x in entry):
-            del record["s"][c.supplier][c.cls]
-            if not record["s"][c.supplier]:
-                del record["s"][c.supplier]
+            vec[base + 5] = _late(batch, c, sign)
     if c.open is not None:
-        _add_open(batch, record, c, sign)
-    batch.set(mkey, record if record["s"] or record["o"] else None)
+        vec[base + 6:base + _BLOCK] = _add_open(record, c, sign)
+    while vec and not any(vec[-_BLOCK:]):
+        del vec[-_BLOCK:]
+    if vec:
+        record["v"][c.supplier] = [_enc(x) for x in vec]
+        if any(type(x) is str for x in record["v"][c.supplier]):
+            record["big"] = True  # some number is a decimal string (see _enc)
+    else:
+        del record["v"][c.supplier]
+    batch.set(mkey, record if record["v"] else None)
 
 
 def _late(batch: _Batch, c: Contribution, sign: int) -> int:
@@ -521,32 +535,38 @@ def _late(batch: _Batch, c: Contribution, sign: int) -> int:
     return max(counts) if counts else 0
 
 
-def _add_open(batch: _Batch, record: dict[str, Any], c: Contribution, sign: int) -> None:
+def _add_open(record: dict[str, Any], c: Contribution, sign: int) -> list[int]:
+    """Update the day map of open amounts; return the summary (w, n, wd, first day).
+
+    The day map of a (supplier, class) is the string ``"day w n day w n ..."``
+    (days ascending, only days with an open amount): compact to store, and
+    parsed at C speed by the few queries that need it.
+    """
     assert c.open is not None
     day, weight, n = c.open
-    okey = open_key(c.buyer, c.month)
-    detail = batch.get(okey) or {}
-    arrays = detail.setdefault(c.supplier, {}).setdefault(
-        c.cls, [[0] * _DAYS, [0] * _DAYS, [0] * _DAYS])
-    cw, cwd, cn = ([_dec(x) for x in a] for a in arrays)
-    # Cumulative by day of month: index i holds the sums over days 1..i+1.
-    for i in range(day - 1, _DAYS):
-        cw[i] += sign * weight
-        cwd[i] += sign * weight * day
-        cn[i] += sign * n
-    if cw[-1] == 0 and cn[-1] == 0:
-        del detail[c.supplier][c.cls]
-        if not detail[c.supplier]:
-            del detail[c.supplier]
-        del record["o"][c.supplier][c.cls]
-        if not record["o"][c.supplier]:
-            del record["o"][c.supplier]
+    days_by_supplier = record.setdefault("days", {})
+    text = days_by_supplier.get(c.supplier, {}).get(c.cls, "")
+    nums = [int(x) for x in text.split()]
+    entries = {nums[i]: [nums[i + 1], nums[i + 2]] for i in range(0, len(nums), 3)}
+    w0, n0 = entries.get(day, (0, 0))
+    if w0 + sign * weight or n0 + sign * n:
+        entries[day] = [w0 + sign * weight, n0 + sign * n]
     else:
-        detail[c.supplier][c.cls] = [[_enc(x) for x in cw], [_enc(x) for x in cwd], cn]
-        first = bisect.bisect_right(cw, 0) + 1 if cw[-1] > 0 else 0
-        record["o"].setdefault(c.supplier, {})[c.cls] = [
-            _enc(cw[-1]), cn[-1], _enc(cwd[-1]), first]
-    batch.set(okey, detail or None)
+        entries.pop(day, None)
+    if entries:
+        days_by_supplier.setdefault(c.supplier, {})[c.cls] = " ".join(
+            f"{d} {w} {k}" for d, (w, k) in sorted(entries.items()))
+    else:
+        by_cls = days_by_supplier.get(c.supplier, {})
+        by_cls.pop(c.cls, None)
+        if not by_cls:
+            days_by_supplier.pop(c.supplier, None)
+        if not days_by_supplier:
+            del record["days"]
+    total = sum(w for w, _k in entries.values())
+    return [total, sum(k for _w, k in entries.values()),
+            sum(d * w for d, (w, _k) in entries.items()),
+            min((d for d, (w, _k) in entries.items() if w > 0), default=0)]
 
 
 # -- the query (specs/ratings.md#query) ---------------------------------------------
@@ -639,6 +659,9 @@ class Insufficient:
 
 # Per-supplier sums while reading: [w, vn, late, ontime, n, worst delay].
 _Sums = list[int]
+#: Age bands of a month (as-of month minus due month): the trend windows are
+#: unions of bands (3 months: band 0; 6: bands 0-1; 12: 0-2; 24: 0-3).
+_BAND_LIMITS: Final = (3, 6, 12, 24)
 
 
 def _piece(d: int) -> int:
@@ -648,81 +671,70 @@ def _piece(d: int) -> int:
     raise AssertionError(d)
 
 
-def _range(arr: list[Any], lo: int, hi: int) -> int:
-    """Sum over days lo..hi (1-based, inclusive) of a cumulative array."""
-    return _dec(arr[hi - 1]) - (_dec(arr[lo - 2]) if lo >= 2 else 0)
+def _normalized(record: dict[str, Any]) -> dict[str, Any]:
+    """A month record whose big numbers (decimal strings) are ints again."""
+    return {**record, "v": {s: [_dec(x) for x in vec] for s, vec in record["v"].items()}}
 
 
-def _month_sums(state: StateReader, buyer: str, month: str, as_of: date,
-                classes: frozenset[str], related: frozenset[str]) -> dict[str, _Sums]:
-    record = _get(state, month_key(buyer, month))
-    sums: dict[str, _Sums] = {}
-    if record is None:
-        return sums
-    for supplier, by_cls in record["s"].items():
-        if supplier in related:
-            continue
-        for cls, vals in by_cls.items():
-            if cls not in classes:
-                continue
-            acc = sums.get(supplier)
-            if acc is None:
-                acc = sums[supplier] = [0, 0, 0, 0, 0, 0]
-            for i in range(5):
-                acc[i] += _dec(vals[i])
-            acc[5] = max(acc[5], _dec(vals[5]))
-    opens = record["o"]
-    if not opens:
-        return sums
+def _add_month(into: dict[str, _Sums], record: dict[str, Any], month: str, as_of: date,
+               offsets: tuple[int, ...], related: frozenset[str]) -> None:
+    """Add one month record's included classes to the per-supplier sums ``into``."""
+    if record.get("big"):
+        record = _normalized(record)
     year, mon = int(month[:4]), int(month[5:7])
     length = calendar.monthrange(year, mon)[1]
     # A term due on day-of-month t is d = k - t days late as of ``as_of``.
     k = as_of.toordinal() - date(year, mon, 1).toordinal() + 1
     d_hi, d_lo = k - 1, k - length
-    if d_hi < 1:
-        return sums  # nothing in this month is due yet
-    # Where every day of the month lies on one linear piece of v and is past
-    # due, the month summary suffices; otherwise read the day-level record.
+    # Open amounts: none due yet (future), all on one linear piece of v and past
+    # due (the month summary suffices), or read the month's day map.
     linear: tuple[int, int] | None = None
-    if d_lo >= 1 and _piece(d_lo) == _piece(d_hi):
-        linear = _PIECES[_piece(d_lo)][2:]
-    detail = None if linear is not None else _get(state, open_key(buyer, month))
-    for supplier, by_cls in opens.items():
+    if d_hi >= 1 and d_lo >= 1 and _piece(d_lo) == _piece(d_hi):
+        linear = _PIECES[_piece(d_lo)][2], _PIECES[_piece(d_lo)][3]
+    vtable: list[int] = []
+    if d_hi >= 1 and linear is None:
+        vtable = [0, *(v84(k - day) for day in range(1, length + 1))]
+    for supplier, vec in record["v"].items():
         if supplier in related:
             continue
-        for cls, (w_raw, n, wd_raw, first) in by_cls.items():
-            if cls not in classes:
+        acc = into.get(supplier)
+        if acc is None:
+            acc = into[supplier] = [0, 0, 0, 0, 0, 0]
+        size = len(vec)
+        for o in offsets:
+            if o >= size:
+                break
+            acc[0] += vec[o]
+            acc[1] += vec[o + 1]
+            acc[2] += vec[o + 2]
+            acc[3] += vec[o + 3]
+            acc[4] += vec[o + 4]
+            if vec[o + 5] > acc[5]:
+                acc[5] = vec[o + 5]
+            w = vec[o + 6]
+            if not w or d_hi < 1:
                 continue
+            first = vec[o + 9]
             if linear is not None:
-                w, wd = _dec(w_raw), _dec(wd_raw)
                 a, b = linear
-                add_w, add_vn, add_late, add_n = w, (a + b * k) * w - b * wd, k * w - wd, n
+                wd = vec[o + 8]
+                acc[0] += w
+                acc[1] += (a + b * k) * w - b * wd
+                acc[2] += k * w - wd
+                acc[4] += vec[o + 7]
             else:
-                assert detail is not None
-                cw, cwd, cn = detail[supplier][cls]
-                add_w = add_vn = add_late = add_n = 0
-                for lo_d, hi_d, a, b in _PIECES:
-                    lo_d, hi_d = max(lo_d, d_lo, 1), min(hi_d, d_hi)
-                    if lo_d > hi_d:
-                        continue
-                    first_day, last_day = k - hi_d, k - lo_d
-                    sw, swd = _range(cw, first_day, last_day), _range(cwd, first_day, last_day)
-                    add_w += sw
-                    add_vn += (a + b * k) * sw - b * swd
-                    add_late += k * sw - swd
-                    add_n += _range(cn, first_day, last_day)
-            if add_w == 0 and add_n == 0:
-                continue
-            acc = sums.get(supplier)
-            if acc is None:
-                acc = sums[supplier] = [0, 0, 0, 0, 0, 0]
-            acc[0] += add_w
-            acc[1] += add_vn
-            acc[2] += add_late
-            acc[4] += add_n
-            if 0 < first <= k - 1:
-                acc[5] = max(acc[5], k - first)
-    return sums
+                text = record["days"][supplier][CLASSES[o // _BLOCK]]
+                nums = list(map(int, text.split()))
+                days, ws = nums[0::3], nums[1::3]
+                due = bisect.bisect_right(days, d_hi)  # entries with day <= k - 1
+                days, ws = days[:due], ws[:due]
+                sw = sum(ws)
+                acc[0] += sw
+                acc[1] += sum(map(operator.mul, ws, map(vtable.__getitem__, days)))
+                acc[2] += k * sw - sum(map(operator.mul, ws, days))
+                acc[4] += sum(nums[2:3 * due:3])
+            if 0 < first <= d_hi and k - first > acc[5]:
+                acc[5] = k - first
 
 
 @dataclass
@@ -741,16 +753,21 @@ def _evaluate(sums: Mapping[str, _Sums], cap_percent: int) -> _Outcome:
         return _Outcome(invoices, suppliers, None,
                         f"insufficient history: {invoices} of the {MIN_INVOICES} invoices "
                         "needed", None)
-    factors = cap_factors({s: v[0] for s, v in sums.items()}, cap_percent)
-    weight = sum((f * sums[s][0] for s, f in factors.items()), Fraction(0))
-    if weight == 0:
+    capped = _cap({s: v[0] for s, v in sums.items() if v[0] > 0}, cap_percent)
+    if capped is None:
         return _Outcome(invoices, suppliers, None,
                         f"insufficient history: no supplier may carry more than {cap_percent}% "
                         f"of the weight, and {suppliers} supplier(s) cannot meet that", None)
+    level, names = capped
 
     def total(i: int) -> Fraction:
-        return sum((f * sums[s][i] for s, f in factors.items()), Fraction(0))
+        # Uncapped suppliers count in full (integers); a capped one is scaled
+        # to the level L: its share of sum i is L * X_i / W.
+        whole = sum(v[i] for s, v in sums.items() if s not in names)
+        return whole + level * sum((Fraction(sums[s][i], sums[s][0]) for s in names),
+                                   Fraction(0))
 
+    weight = total(0)
     score = round_half_up(total(1) / (V_DENOMINATOR * weight))
     return _Outcome(invoices, suppliers, score, "", Factors(
         invoices=invoices,
@@ -759,7 +776,7 @@ def _evaluate(sums: Mapping[str, _Sums], cap_percent: int) -> _Outcome:
         within_terms_percent=round_half_up(100 * total(3) / weight),
         worst_delay_days=max((s[5] for s in sums.values()), default=0),
         amount_usd_minor=sum(s[0] for s in sums.values()),
-        capped_suppliers=sum(1 for f in factors.values() if f < 1),
+        capped_suppliers=len(names),
     ))
 
 
@@ -771,8 +788,8 @@ def rating(state: StateReader, buyer: str, as_of: date, height: int, *,
     last date the buyer's aggregates changed (:class:`Conflict`), since a
     payment recorded later may carry an earlier value date. ``policy``
     defaults to the consortium's. The cost is bounded by the window, not the
-    history: at most 24 month records and 5 day-level records are read
-    (specs/ratings.md#query).
+    history: one header, the consortium record and at most 24 month records
+    (plus months due ahead) are read (specs/ratings.md#query).
     """
     header = _get(state, buyer_key(buyer))
     if header is not None and as_of.isoformat() < header["updated"]:
@@ -782,23 +799,27 @@ def rating(state: StateReader, buyer: str, as_of: date, height: int, *,
     if policy is None:
         policy = policy_from_state(state)
     classes, related = policy.classes(), policy.related_to(buyer)
-    spans = (WINDOW_MONTHS, *TREND_MONTHS)
-    windows: list[dict[str, _Sums]] = [{} for _ in spans]
+    offsets = tuple(_BLOCK * i for i, c in enumerate(CLASSES) if c in classes)
+    bands: list[dict[str, _Sums]] = [{} for _ in _BAND_LIMITS]
     now = month_index(as_of)
     for month in header["months"] if header else ():
         age = now - month_index(month)
         if age >= WINDOW_MONTHS:
             continue
-        month_sums = _month_sums(state, buyer, month, as_of, classes, related)
-        for span, acc in zip(spans, windows, strict=True):
-            if age < span:
-                _merge(acc, month_sums)
-    main = _evaluate(windows[0], policy.supplier_cap_percent)
-    trend = tuple(
-        TrendPoint(span, out.score, out.invoices)
-        for span, out in ((s, _evaluate(w, policy.supplier_cap_percent))
-                          for s, w in zip(spans[1:], windows[1:], strict=True))
-    )
+        band_index = next(i for i, limit in enumerate(_BAND_LIMITS) if age < limit)
+        record = _get(state, month_key(buyer, month))
+        _add_month(bands[band_index], record, month, as_of, offsets, related)
+    # Windows are cumulative unions of the bands: 3, 6, 12 then 24 months.
+    windows: list[dict[str, _Sums]] = []
+    running: dict[str, _Sums] = {}
+    for band_sums in bands:
+        running = _merged(running, band_sums)
+        windows.append(running)
+    cap = policy.supplier_cap_percent
+    trend = tuple(TrendPoint(span, out.score, out.invoices)
+                  for span, out in ((span, _evaluate(w, cap))
+                                    for span, w in zip(TREND_MONTHS, windows[:3], strict=True)))
+    main = _evaluate(windows[3], cap)
     if main.score is None or main.factors is None:
         return Insufficient(buyer, as_of, height, main.invoices, main.suppliers, main.reason,
                             trend, policy)
@@ -806,13 +827,15 @@ def rating(state: StateReader, buyer: str, as_of: date, height: int, *,
                   policy)
 
 
-def _merge(into: dict[str, _Sums], sums: Mapping[str, _Sums]) -> None:
-    for supplier, vals in sums.items():
-        acc = into.get(supplier)
+def _merged(base: Mapping[str, _Sums], more: Mapping[str, _Sums]) -> dict[str, _Sums]:
+    """A new per-supplier sum map: ``base`` plus ``more`` (neither is changed)."""
+    out = {s: list(v) for s, v in base.items()}
+    for supplier, vals in more.items():
+        acc = out.get(supplier)
         if acc is None:
-            into[supplier] = list(vals)
+            out[supplier] = list(vals)
             continue
         for i in range(5):
             acc[i] += vals[i]
         acc[5] = max(acc[5], vals[5])
-
+    return out

@@ -11,8 +11,10 @@ from datetime import UTC, date, datetime
 
 from ledger.errors import MalformedRecord
 
-_RFC3339_UTC = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?Z")
-_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+# re.ASCII: \d must not match other scripts' digits (e.g. full-width ones).
+_RFC3339_UTC = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?Z",
+                          re.ASCII)
+_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})", re.ASCII)
 
 
 def parse_time(value: object, *, field: str) -> datetime:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from ledger.encoding import canonical, loads
+from ledger.encoding import canonical, loads, loads_trusted
 from ledger.errors import MalformedRecord, VerificationError
 from ledger.hashing import parse_hex, sha256
 from ledger.keys import SIGNATURE_SIZE, Domain, SigningKey, verify
@@ -62,7 +62,8 @@ class TxBody:
             "nonce": self.nonce,
             "created_at": format_time(self.created_at),
             "expires_at": format_time(self.expires_at),
-            "payload": dict(self.payload),
+            # A deep copy: editing the returned dict must not edit this body.
+            "payload": loads_trusted(canonical(dict(self.payload))),
         }
 
     @classmethod
@@ -106,7 +107,13 @@ class SignedTx:
         return tuple(s.key_id for s in self.signatures)
 
     def to_wire(self) -> dict[str, Any]:
-        return {"body": self.body.to_wire(), "signatures": [s.to_wire() for s in self.signatures]}
+        """The wire form, its body parsed afresh from the signed bytes.
+
+        Never re-serialised from fields: a body that spelled a time as
+        ``...:30.000Z`` must travel as it was signed.
+        """
+        return {"body": loads_trusted(self.body_bytes),
+                "signatures": [s.to_wire() for s in self.signatures]}
 
     def leaf_bytes(self) -> bytes:
         """The Merkle leaf data: canonical ``{body, signatures}``.

@@ -44,6 +44,8 @@ def problem(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
 
 
 def status_for(exc: LedgerError) -> int:
+    if exc.code == "too_large":
+        return 413
     for cls, status in STATUS:
         if isinstance(exc, cls):
             return status

@@ -123,3 +123,27 @@ def test_make_body_ttl_is_bounded() -> None:
     with pytest.raises(MalformedRecord):
         make_body(tx_type="trade.order", chain_id="c1", author=BUYER, payload={}, nonce="n" * 8,
                   created_at=T0, ttl=timedelta(days=2))
+
+
+def test_a_body_travels_exactly_as_signed_even_with_unusual_time_spelling() -> None:
+    wire = _tx().to_wire()
+    wire["body"]["created_at"] = "2026-03-01T12:00:00.000Z"  # legal, not our own spelling
+    body_bytes = canonical(wire["body"])
+    tx_id = hashlib.sha256(body_bytes).digest()
+    wire["signatures"] = [{"key_id": BUYER.key_id,
+                           "signature": BUYER.sign(Domain.TX, tx_id).hex()}]
+    tx = SignedTx.from_wire(wire)
+    assert tx.tx_id == tx_id
+    assert SignedTx.from_wire(tx.to_wire()).tx_id == tx_id
+    both = add_signature(tx, SELLER)
+    assert both.tx_id == tx_id
+    verify_tx_signatures(both, {BUYER.key_id: BUYER.public_key,
+                                SELLER.key_id: SELLER.public_key})
+
+
+def test_editing_the_wire_form_does_not_edit_the_transaction() -> None:
+    tx = _tx()
+    wire = tx.body.to_wire()
+    wire["payload"]["total"] = 1
+    assert tx.body.payload["total"] == 1000
+    assert SignedTx.from_wire(tx.to_wire()) == tx

@@ -315,7 +315,7 @@ GENESIS_BYTES = BUNDLE["genesis"].encode("utf-8")
 
 
 def test_bundle_genesis_is_the_block_vectors_genesis() -> None:
-    assert GENESIS_BYTES == BLOCK["genesis"]["file_canonical"].encode("utf-8")
+    assert BLOCK["genesis"]["file_canonical"].encode("utf-8") == GENESIS_BYTES
 
 
 @pytest.mark.parametrize("case", cases(BUNDLE["inclusion"]))

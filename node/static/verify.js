@@ -82,6 +82,23 @@
     return obj[key];
   }
 
+  // RFC 8785 for any JSON value: JSON.stringify gives ECMAScript numbers and
+  // RFC 8785's string escapes, and Array.prototype.sort orders names by UTF-16
+  // code units, as RFC 8785 section 3.2.3 requires.
+  function canonical(value) {
+    if (Array.isArray(value)) {
+      return "[" + value.map(canonical).join(",") + "]";
+    }
+    if (isObject(value)) {
+      return "{" + Object.keys(value).sort()
+        .map((k) => JSON.stringify(k) + ":" + canonical(value[k])).join(",") + "}";
+    }
+    if (typeof value === "number" && !Number.isFinite(value)) {
+      throw new BundleError("numbers must be finite");
+    }
+    return JSON.stringify(value);
+  }
+
   // RFC 8785 for a flat object of strings and integers (headers). For these
   // values JSON.stringify is the canonical form, and for ASCII names the
   // UTF-16 order of Array.prototype.sort is RFC 8785's order.
@@ -174,6 +191,16 @@
     }
     if (!isObject(header) || header.height !== 0) {
       throw new BundleError("genesis header must be at height 0");
+    }
+    // The header commits to the founding transaction (a one-leaf log), so the
+    // validator keys read from it are covered by the genesis hash.
+    const tx = doc.transaction;
+    const leaf = '{"body":' + canonical(tx.body) + ',"signatures":' +
+      canonical(tx.signatures) + "}";
+    const leafHash = await sha256(concat(new Uint8Array([0]), encoder.encode(leaf)));
+    if (header.log_size !== 1 ||
+        !sameBytes(hexBytes(header.log_root, "genesis log_root", 32), leafHash)) {
+      throw new BundleError("genesis header does not commit to its transaction");
     }
     return {
       chainId: header.chain_id,

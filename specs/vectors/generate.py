@@ -43,8 +43,6 @@ from ledger import merkle  # noqa: E402
 from ledger.block import (  # noqa: E402
     BlockHeader,
     Certificate,
-    CheckpointSignature,
-    finality_result,
     sign_checkpoint,
     state_root_step,
     verify_certificate,
@@ -339,9 +337,7 @@ def bad_transactions(good: Mapping[str, SignedTx]) -> list[dict[str, Any]]:
             wire=body_change(order, setter("created_at", value), author))
     add("created-at-fullwidth-digits",
         {"stage": "wire", "field": "body.created_at", "rule": "rfc3339"},
-        wire=body_change(order, setter("created_at", "２０２６-01-05T09:00:40Z"), author),
-        known_bug="ledger/timefmt.py: the RFC 3339 pattern uses \\d without re.ASCII, so "
-                  "non-ASCII decimal digits are accepted")
+        wire=body_change(order, setter("created_at", "２０２６-01-05T09:00:40Z"), author))
     add("expires-at-equals-created-at",
         {"stage": "wire", "field": "body.expires_at", "rule": "after_created"},
         wire=body_change(order, setter("expires_at", order["body"]["created_at"]), author))
@@ -377,9 +373,7 @@ def bad_transactions(good: Mapping[str, SignedTx]) -> list[dict[str, Any]]:
     sig = w["signatures"][1]["signature"]
     w["signatures"][1]["signature"] = sig[:64] + " " + sig[64:]
     add("signature-with-a-space",
-        {"stage": "wire", "field": "signatures[1].signature", "rule": "hex"}, wire=w,
-        known_bug="ledger/hashing.py parse_hex: bytes.fromhex skips ASCII whitespace, so a "
-                  "signature or hash spelled with spaces is accepted")
+        {"stage": "wire", "field": "signatures[1].signature", "rule": "hex"}, wire=w)
     w = copy.deepcopy(order)
     w["signatures"][1]["weight"] = 1
     add("signature-entry-unknown-field",
@@ -1066,11 +1060,7 @@ def bundle_document(genesis: Genesis, chain: dict[str, Any]) -> dict[str, Any]:
     }
     add("genesis-file-validator-keys-replaced-header-kept", forged,
         "genesis header does not commit to its transaction", genesis_doc=canonical(doc)
-        .decode("utf-8"),
-        known_bug="client/verify.py load_anchor: the trust anchor's keys are read from the "
-                  "genesis transaction without checking that the genesis header's log_root "
-                  "is the leaf hash of that transaction, so the genesis hash does not "
-                  "authenticate the validator keys")
+        .decode("utf-8"))
 
     # Consistency bundles.
     root3 = roots[3]
@@ -1107,6 +1097,9 @@ def bundle_document(genesis: Genesis, chain: dict[str, Any]) -> dict[str, Any]:
     add("consistency-equal-sizes-with-a-proof",
         changed(chain["consistency"][6], ["consistency_proof"], ["00" * 32]),
         "consistency proof for equal sizes must be empty", kind="consistency")
+    cons1 = chain["consistency"][1]
+    add("consistency-old-size-as-boolean", changed(cons1, ["old_size"], True),
+        "need 0 < old_size <= new_size", kind="consistency", trusted_old_root=roots[1])
     add("consistency-equal-sizes-other-root",
         changed(chain["consistency"][6], ["old_root"], flip(roots[6], 0)),
         "equal sizes with different roots", kind="consistency")
