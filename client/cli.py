@@ -249,8 +249,11 @@ def proof_verify(
             if not isinstance(bundle, dict):
                 raise BundleError("bundle must be a JSON object")
             record = verify_inclusion_bundle(anchor_bytes, bundle)
+            # The proof authenticates the leaf's place in the certified log;
+            # the block height is the node's word, reported as such.
             result = {"valid": True, "kind": "inclusion", "tx_id": record.tx_id,
-                      "height": record.height, "type": record.body.get("type"),
+                      "leaf_index": record.leaf_index, "stated_height": record.height,
+                      "type": record.body.get("type"),
                       "certified_height": record.certified_height,
                       "signed_by": list(record.signed_by)}
     except (BundleError, ValueError, OSError) as exc:
