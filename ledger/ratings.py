@@ -257,6 +257,11 @@ def month_key(buyer: str, month: str) -> str:
     return f"ratings/month/{buyer}/{month}"
 
 
+def days_key(buyer: str, month: str) -> str:
+    """Open amounts of ``month`` by due day, read only where v bends inside the month."""
+    return f"ratings/days/{buyer}/{month}"
+
+
 def late_key(buyer: str, month: str, supplier: str) -> str:
     """The multiset of late settlement delays (days) of one supplier in ``month``."""
     return f"ratings/late/{buyer}/{month}/{supplier}"
@@ -286,6 +291,11 @@ def _enc(n: int) -> int | str:
 
 def _dec(x: int | str) -> int:
     return x if type(x) is int else int(x)
+
+
+def _ints(text: str) -> list[int]:
+    """Parse an aggregate vector: decimal integers separated by single spaces."""
+    return list(map(int, text.split()))
 
 
 # -- experiences and their contributions -------------------------------------------
@@ -419,8 +429,10 @@ class _Batch:
                 self.state.put(key, value)
 
 
-#: Class order in a supplier's vector; each class has a block of ``_BLOCK`` numbers:
-#: settled w, vn, late, ontime, n, worst delay, then open w, n, wd, first day.
+#: The aggregate classes of a month record; each (class, supplier) holds a vector
+#: of ``_BLOCK`` numbers: settled w, vn, late, ontime, n, worst delay, then open
+#: w, n, wd, first day. A vector is stored as one string of space-separated
+#: decimal integers: exact at any size, and one JSON node to encode.
 CLASSES: Final = ("i", "d", "c")
 _BLOCK: Final = 10
 
@@ -484,11 +496,13 @@ def _prune(batch: _Batch, buyer: str, cutoff: int) -> None:
     for month in header["months"]:
         if month_index(month) >= cutoff:
             continue
-        record = batch.get(month_key(buyer, month)) or {"v": {}}
-        for supplier, vec in record["v"].items():
-            if any(_dec(vec[i]) for i in range(5, len(vec), _BLOCK)):
-                batch.set(late_key(buyer, month, supplier), None)
+        record = batch.get(month_key(buyer, month)) or {}
+        late = {supplier for vectors in record.values() for supplier, text in vectors.items()
+                if _ints(text)[5]}
+        for supplier in sorted(late):
+            batch.set(late_key(buyer, month, supplier), None)
         batch.set(month_key(buyer, month), None)
+        batch.set(days_key(buyer, month), None)
     kept = [m for m in header["months"] if month_index(m) >= cutoff]
     if kept != header["months"]:
         batch.set(buyer_key(buyer), {**header, "months": kept} if kept else None)
@@ -497,45 +511,43 @@ def _prune(batch: _Batch, buyer: str, cutoff: int) -> None:
 def _add(batch: _Batch, c: Contribution, sign: int) -> None:
     """Add ``sign`` times contribution ``c`` to its month record."""
     mkey = month_key(c.buyer, c.month)
-    record = batch.get(mkey) or {"v": {}}
-    base = _BLOCK * CLASSES.index(c.cls)
-    vec = [_dec(x) for x in record["v"].get(c.supplier, ())]
-    vec += [0] * (base + _BLOCK - len(vec))
+    record = batch.get(mkey) or {}
+    vectors = record.setdefault(c.cls, {})
+    vec = _ints(vectors.get(c.supplier, "")) or [0] * _BLOCK
     if c.settled[0] or c.settled[4]:
         for i in range(5):
-            vec[base + i] += sign * c.settled[i]
+            vec[i] += sign * c.settled[i]
         if c.late_days:
-            vec[base + 5] = _late(batch, c, sign)
+            vec[5] = _late(batch, c, sign)
     if c.open is not None:
-        vec[base + 6:base + _BLOCK] = _add_open(record, c, sign)
-    while vec and not any(vec[-_BLOCK:]):
-        del vec[-_BLOCK:]
-    if vec:
-        record["v"][c.supplier] = [_enc(x) for x in vec]
-        if any(type(x) is str for x in record["v"][c.supplier]):
-            record["big"] = True  # some number is a decimal string (see _enc)
+        vec[6:_BLOCK] = _add_open(batch, c, sign)
+    if any(vec):
+        vectors[c.supplier] = " ".join(map(str, vec))
     else:
-        del record["v"][c.supplier]
-    batch.set(mkey, record if record["v"] else None)
+        vectors.pop(c.supplier, None)
+        if not vectors:
+            del record[c.cls]
+    batch.set(mkey, record or None)
 
 
 def _late(batch: _Batch, c: Contribution, sign: int) -> int:
     """Update the late-delay multiset; return the largest delay left (0 if none)."""
     lkey = late_key(c.buyer, c.month, c.supplier)
-    record: dict[str, dict[str, int]] = batch.get(lkey) or {}
-    counts = Counter({int(d): n for d, n in record.get(c.cls, {}).items()})
+    record: dict[str, str] = batch.get(lkey) or {}
+    pairs = _ints(record.get(c.cls, ""))
+    counts = Counter(dict(zip(pairs[0::2], pairs[1::2], strict=True)))
     for d in c.late_days:
         counts[d] += sign
     counts = +counts  # drop zero counts
     if counts:
-        record[c.cls] = {str(d): n for d, n in sorted(counts.items())}
+        record[c.cls] = " ".join(f"{d} {n}" for d, n in sorted(counts.items()))
     else:
         record.pop(c.cls, None)
     batch.set(lkey, record or None)
     return max(counts) if counts else 0
 
 
-def _add_open(record: dict[str, Any], c: Contribution, sign: int) -> list[int]:
+def _add_open(batch: _Batch, c: Contribution, sign: int) -> list[int]:
     """Update the day map of open amounts; return the summary (w, n, wd, first day).
 
     The day map of a (supplier, class) is the string ``"day w n day w n ..."``
@@ -544,9 +556,10 @@ def _add_open(record: dict[str, Any], c: Contribution, sign: int) -> list[int]:
     """
     assert c.open is not None
     day, weight, n = c.open
-    days_by_supplier = record.setdefault("days", {})
+    dkey = days_key(c.buyer, c.month)
+    days_by_supplier: dict[str, dict[str, str]] = batch.get(dkey) or {}
     text = days_by_supplier.get(c.supplier, {}).get(c.cls, "")
-    nums = [int(x) for x in text.split()]
+    nums = _ints(text)
     entries = {nums[i]: [nums[i + 1], nums[i + 2]] for i in range(0, len(nums), 3)}
     w0, n0 = entries.get(day, (0, 0))
     if w0 + sign * weight or n0 + sign * n:
@@ -561,8 +574,7 @@ def _add_open(record: dict[str, Any], c: Contribution, sign: int) -> list[int]:
         by_cls.pop(c.cls, None)
         if not by_cls:
             days_by_supplier.pop(c.supplier, None)
-        if not days_by_supplier:
-            del record["days"]
+    batch.set(dkey, days_by_supplier or None)
     total = sum(w for w, _k in entries.values())
     return [total, sum(k for _w, k in entries.values()),
             sum(d * w for d, (w, _k) in entries.items()),
@@ -671,16 +683,12 @@ def _piece(d: int) -> int:
     raise AssertionError(d)
 
 
-def _normalized(record: dict[str, Any]) -> dict[str, Any]:
-    """A month record whose big numbers (decimal strings) are ints again."""
-    return {**record, "v": {s: [_dec(x) for x in vec] for s, vec in record["v"].items()}}
-
-
-def _add_month(into: dict[str, _Sums], record: dict[str, Any], month: str, as_of: date,
-               offsets: tuple[int, ...], related: frozenset[str]) -> None:
-    """Add one month record's included classes to the per-supplier sums ``into``."""
-    if record.get("big"):
-        record = _normalized(record)
+def _add_month(into: dict[str, _Sums], state: StateReader, buyer: str, month: str,
+               as_of: date, classes: tuple[str, ...], related: frozenset[str]) -> None:
+    """Add one month's included classes to the per-supplier sums ``into``."""
+    record = _get(state, month_key(buyer, month))
+    if record is None:  # listed in the header, so never: state written elsewhere
+        return
     year, mon = int(month[:4]), int(month[5:7])
     length = calendar.monthrange(year, mon)[1]
     # A term due on day-of-month t is d = k - t days late as of ``as_of``.
@@ -692,49 +700,51 @@ def _add_month(into: dict[str, _Sums], record: dict[str, Any], month: str, as_of
     if d_hi >= 1 and d_lo >= 1 and _piece(d_lo) == _piece(d_hi):
         linear = _PIECES[_piece(d_lo)][2], _PIECES[_piece(d_lo)][3]
     vtable: list[int] = []
+    day_maps: dict[str, dict[str, str]] = {}
     if d_hi >= 1 and linear is None:
         vtable = [0, *(v84(k - day) for day in range(1, length + 1))]
-    for supplier, vec in record["v"].items():
-        if supplier in related:
+        day_maps = _get(state, days_key(buyer, month)) or {}
+    for cls in classes:
+        vectors = record.get(cls)
+        if not vectors:
             continue
-        acc = into.get(supplier)
-        if acc is None:
-            acc = into[supplier] = [0, 0, 0, 0, 0, 0]
-        size = len(vec)
-        for o in offsets:
-            if o >= size:
-                break
-            acc[0] += vec[o]
-            acc[1] += vec[o + 1]
-            acc[2] += vec[o + 2]
-            acc[3] += vec[o + 3]
-            acc[4] += vec[o + 4]
-            if vec[o + 5] > acc[5]:
-                acc[5] = vec[o + 5]
-            w = vec[o + 6]
-            if not w or d_hi < 1:
+        # One C-level parse for the whole class: _BLOCK numbers per supplier.
+        nums = list(map(int, " ".join(vectors.values()).split()))
+        for index, supplier in enumerate(vectors):
+            if supplier in related:
                 continue
-            first = vec[o + 9]
-            if linear is not None:
-                a, b = linear
-                wd = vec[o + 8]
-                acc[0] += w
-                acc[1] += (a + b * k) * w - b * wd
-                acc[2] += k * w - wd
-                acc[4] += vec[o + 7]
-            else:
-                text = record["days"][supplier][CLASSES[o // _BLOCK]]
-                nums = list(map(int, text.split()))
-                days, ws = nums[0::3], nums[1::3]
-                due = bisect.bisect_right(days, d_hi)  # entries with day <= k - 1
-                days, ws = days[:due], ws[:due]
-                sw = sum(ws)
-                acc[0] += sw
-                acc[1] += sum(map(operator.mul, ws, map(vtable.__getitem__, days)))
-                acc[2] += k * sw - sum(map(operator.mul, ws, days))
-                acc[4] += sum(nums[2:3 * due:3])
-            if 0 < first <= d_hi and k - first > acc[5]:
-                acc[5] = k - first
+            o = _BLOCK * index
+            w, vn, late, ontime, n, worst, ow, on, owd, first = nums[o:o + _BLOCK]
+            if ow and d_hi >= 1:
+                if linear is not None:
+                    a, b = linear
+                    w += ow
+                    vn += (a + b * k) * ow - b * owd
+                    late += k * ow - owd
+                    n += on
+                else:
+                    days_nums = list(map(int, day_maps[supplier][cls].split()))
+                    days, ws = days_nums[0::3], days_nums[1::3]
+                    due = bisect.bisect_right(days, d_hi)  # entries with day <= k - 1
+                    days, ws = days[:due], ws[:due]
+                    sw = sum(ws)
+                    w += sw
+                    vn += sum(map(operator.mul, ws, map(vtable.__getitem__, days)))
+                    late += k * sw - sum(map(operator.mul, ws, days))
+                    n += sum(days_nums[2:3 * due:3])
+                if 0 < first <= d_hi and k - first > worst:
+                    worst = k - first
+            acc = into.get(supplier)
+            if acc is None:
+                into[supplier] = [w, vn, late, ontime, n, worst]
+                continue
+            acc[0] += w
+            acc[1] += vn
+            acc[2] += late
+            acc[3] += ontime
+            acc[4] += n
+            if worst > acc[5]:
+                acc[5] = worst
 
 
 @dataclass
@@ -763,6 +773,8 @@ def _evaluate(sums: Mapping[str, _Sums], cap_percent: int) -> _Outcome:
     def total(i: int) -> Fraction:
         # Uncapped suppliers count in full (integers); a capped one is scaled
         # to the level L: its share of sum i is L * X_i / W.
+        if not names:
+            return Fraction(sum(v[i] for v in sums.values()))
         whole = sum(v[i] for s, v in sums.items() if s not in names)
         return whole + level * sum((Fraction(sums[s][i], sums[s][0]) for s in names),
                                    Fraction(0))
@@ -788,8 +800,8 @@ def rating(state: StateReader, buyer: str, as_of: date, height: int, *,
     last date the buyer's aggregates changed (:class:`Conflict`), since a
     payment recorded later may carry an earlier value date. ``policy``
     defaults to the consortium's. The cost is bounded by the window, not the
-    history: one header, the consortium record and at most 24 month records
-    (plus months due ahead) are read (specs/ratings.md#query).
+    history: one header, the consortium record, at most 24 month records (plus
+    months due ahead) and at most 5 day maps are read (specs/ratings.md#query).
     """
     header = _get(state, buyer_key(buyer))
     if header is not None and as_of.isoformat() < header["updated"]:
@@ -799,7 +811,7 @@ def rating(state: StateReader, buyer: str, as_of: date, height: int, *,
     if policy is None:
         policy = policy_from_state(state)
     classes, related = policy.classes(), policy.related_to(buyer)
-    offsets = tuple(_BLOCK * i for i, c in enumerate(CLASSES) if c in classes)
+    included = tuple(c for c in CLASSES if c in classes)
     bands: list[dict[str, _Sums]] = [{} for _ in _BAND_LIMITS]
     now = month_index(as_of)
     for month in header["months"] if header else ():
@@ -807,8 +819,7 @@ def rating(state: StateReader, buyer: str, as_of: date, height: int, *,
         if age >= WINDOW_MONTHS:
             continue
         band_index = next(i for i, limit in enumerate(_BAND_LIMITS) if age < limit)
-        record = _get(state, month_key(buyer, month))
-        _add_month(bands[band_index], record, month, as_of, offsets, related)
+        _add_month(bands[band_index], state, buyer, month, as_of, included, related)
     # Windows are cumulative unions of the bands: 3, 6, 12 then 24 months.
     windows: list[dict[str, _Sums]] = []
     running: dict[str, _Sums] = {}

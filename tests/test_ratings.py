@@ -28,7 +28,7 @@ from ledger import ratings as rt
 from ledger.chain import make_genesis
 from ledger.contracts import INDEXERS
 from ledger.contracts.ratings import index_certificate
-from ledger.encoding import loads
+from ledger.encoding import canonical, loads
 from ledger.errors import Conflict, MalformedRecord
 from ledger.executor import BlockContext, execute_block
 from ledger.keys import SigningKey
@@ -273,6 +273,34 @@ def test_score_basic_history() -> None:
     assert result.trend == (rt.TrendPoint(3, None, 2), rt.TrendPoint(6, 82, 3),
                             rt.TrendPoint(12, 82, 3))
     assert result.to_wire()["factors"]["days_beyond_terms"] == 4
+    canonical(result.to_wire())  # integers, strings, null: no float anywhere
+
+
+def test_state_layout_matches_the_spec_example() -> None:
+    # specs/ratings.md section 5: A1, A2, B1 of the basic history, then A3.
+    chain = Chain()
+    chain.invoice("A1", "buyer-a", "supplier-a", 100_000, "2026-03-31", on=date(2026, 1, 5))
+    chain.invoice("A2", "buyer-a", "supplier-a", 50_000, "2026-04-15")
+    chain.invoice("B1", "buyer-a", "supplier-b", 150_000, "2026-04-30")
+    chain.pay("A1", 100_000, "2026-03-31")
+    chain.pay("B1", 150_000, "2026-04-10")
+    chain.pay("A2", 50_000, "2026-05-06")
+    chain.invoice("A3", "buyer-a", "supplier-b", 70_000, "2026-05-05")
+    chain.pay("A3", 20_000, "2026-05-07")
+    assert chain.get("ratings/buyer/buyer-a") == {
+        "buyer": "buyer-a", "months": ["2026-03", "2026-04", "2026-05"],
+        "updated": "2026-05-07"}
+    assert chain.get("ratings/month/buyer-a/2026-04") == {"i": {
+        "supplier-a": "50000 258000000 1050000 0 1 21 0 0 0 0",
+        "supplier-b": "150000 1134000000 0 150000 1 0 0 0 0 0"}}
+    assert chain.get("ratings/month/buyer-a/2026-05") == {"i": {
+        "supplier-b": "20000 132160000 40000 0 1 2 50000 0 250000 5"}}
+    assert chain.get("ratings/days/buyer-a/2026-05") == {"supplier-b": {"i": "5 50000 0"}}
+    assert chain.get("ratings/late/buyer-a/2026-04/supplier-a") == {"i": "21 1"}
+    assert chain.get("ratings/exp/invoice/A3") == {
+        "buyer": "buyer-a", "cls": "i", "late_days": [2], "month": "2026-05",
+        "open": [5, 50_000, 0], "settled": [20_000, 132_160_000, 40_000, 0, 1],
+        "supplier": "supplier-b"}
 
 
 def test_partial_payments_open_amounts_and_fx() -> None:
@@ -464,7 +492,7 @@ def test_months_leaving_the_window_are_pruned_and_queries_cannot_go_back() -> No
                       on=date(2024, 1, 1))
     chain.pay("O0", 10_000, "2024-03-01")                   # 46 days late
     assert month_keys(chain, "buyer-a") == ["2024-01", "2024-02", "2024-03"]
-    assert chain.get("ratings/late/buyer-a/2024-01/supplier-a") == {"i": {"46": 1}}
+    assert chain.get("ratings/late/buyer-a/2024-01/supplier-a") == {"i": "46 1"}
     # As of 2026-01-31 the window starts in 2024-02: O1 and O2 are open and more than
     # 180 days late (v = 0), two invoices: no score.
     assert chain.rate("buyer-a", "2026-01-31").invoices == 2  # type: ignore[union-attr]
@@ -584,9 +612,9 @@ def test_sums_beyond_two_to_the_53_are_exact() -> None:
     for seller, paid in (("supplier-a", "2026-03-01"), ("supplier-b", "2026-03-01"),
                          ("supplier-c", "2026-03-16")):
         chain.pay(f"H-{seller}", big, paid)
-    # 84 x v x 2**51 passes 2**53 - 1: such sums are stored as decimal strings.
+    # 84 x v x 2**51 passes 2**53 - 1; aggregate vectors are decimal strings, exact.
     record = chain.get("ratings/month/buyer-a/2026-03")
-    assert record["v"]["supplier-a"][1] == str(big * 6720) and record["big"] is True
+    assert record["i"]["supplier-a"].split()[:2] == [str(big), str(big * 6720)]
     # (80 + 80 + 70) / 3 = 76.67 -> 77.
     result = chain.rate("buyer-a", "2026-04-01")
     assert isinstance(result, rt.Rating) and result.score == 77
