@@ -322,6 +322,15 @@ class Store:
                                            .order_by(table.c.key)):
                 yield key, bytes(value)
 
+    def scan_raw(self, prefix: str) -> dict[str, bytes]:
+        """Every state entry whose key starts with ``prefix`` (for contracts)."""
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        table = StateRow.__table__  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(table.c.key, table.c.value)
+                                .where(table.c.key.like(escaped + "%", escape="\\"))).all()
+        return {str(k): bytes(v) for k, v in rows if str(k).startswith(prefix)}
+
     def state_prefix(self, prefix: str, *, limit: int = 1000) -> list[tuple[str, Any]]:
         """State entries whose key starts with ``prefix``, in key order."""
         upper = prefix + "\U0010ffff"

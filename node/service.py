@@ -24,6 +24,7 @@ from ledger import merkle
 from ledger.block import BlockHeader, Certificate, sign_checkpoint
 from ledger.chain import Genesis, build_block
 from ledger.contracts import REGISTRY, Keys, parse_payload
+from ledger.contracts.membership import key_usable
 from ledger.encoding import loads_trusted
 from ledger.errors import (
     Conflict,
@@ -288,6 +289,10 @@ class LedgerNode:
             if record["status"] != "active":
                 raise Rejected("key_revoked", f"signatures[{i}]: key {sig.key_id} is "
                                               f"{record['status']}")
+            if not key_usable(record, now):
+                raise Rejected("key_rotated", f"signatures[{i}]: key {sig.key_id} was rotated "
+                                              f"to {record.get('rotated_to')}; it signed until "
+                                              f"{record['valid_until']}")
             todo.append((bytes.fromhex(record["public_key"]), sig.key_id, sig.signature))
         return todo, payload
 
