@@ -622,3 +622,23 @@ def apply_vote(ctx: TxContext, p: VotePayload) -> None:
          "deadline": proposal["deadline"]}).action)
     ctx.state.put(proposal_key(p.proposal_id), proposal)
     ctx.parties.add(proposal["proposer"])
+
+
+# -- views for readers ----------------------------------------------------------------
+
+
+def key_state(record: dict[str, Any], at: datetime) -> str:
+    """``active``, ``rotating`` (in its overlap window), ``rotated`` or ``revoked`` at ``at``."""
+    if record["status"] != "active":
+        return "revoked"
+    if record.get("valid_until"):
+        return "rotating" if key_usable(record, at) else "rotated"
+    return "active"
+
+
+def proposal_state(proposal: dict[str, Any], at: datetime) -> str:
+    """The proposal's status, reporting an open proposal past its deadline as ``expired``."""
+    status: str = proposal["status"]
+    if status == "open" and at > parse_time(proposal["deadline"], field="deadline"):
+        return "expired"
+    return status
