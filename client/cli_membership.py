@@ -30,7 +30,11 @@ err = Console(stderr=True, soft_wrap=True)
 
 NodeOpt = Annotated[str, typer.Option("--node", envvar="TRADELEDGER_NODE",
                                       help="Base URL of the node.")]
-AdminOpt = Annotated[Path, typer.Option("--admin-key", help="The organisation's admin key file.")]
+AdminOpt = Annotated[Path, typer.Option("--admin-key", help="The organisation's admin key "
+                                        "file; it signs the transaction and the requests.")]
+ReaderOpt = Annotated[Path, typer.Option("--key", envvar="TRADELEDGER_KEY",
+                                         help="A member key file of yours; it signs the "
+                                              "requests.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for programs.")]
 WaitOpt = Annotated[bool, typer.Option(help="Wait until the transaction is ordered.")]
 
@@ -69,16 +73,11 @@ def _submit(node: str, admin_key: Path, tx_type: str, payload: dict[str, Any], *
             wait: bool, as_json: bool) -> dict[str, Any]:
     """Sign ``payload`` with the admin key, submit it and report the outcome."""
     from client.sdk import Client, NodeError, TxBuilder
-    from ledger.keys import load_key
 
-    try:
-        key = load_key(admin_key, _passphrase())
-    except LedgerError as exc:
-        raise Failed(exc.message) from exc
-    with Client(node) as client:
+    key = _load(admin_key)
+    with Client(node, key=key) as client:
         try:
-            chain = json.loads(client.fetch_genesis())["header"]["chain_id"]
-            tx = TxBuilder(key, chain_id=chain).build(tx_type, payload)
+            tx = TxBuilder(key, chain_id=client.chain_id).build(tx_type, payload)
             result = client.submit(tx)
             if wait and result["status"] == "pending":
                 result = client.wait(tx.tx_id_hex)
@@ -93,10 +92,19 @@ def _submit(node: str, admin_key: Path, tx_type: str, payload: dict[str, Any], *
     return result
 
 
-def _read(node: str, call: str, *args: str) -> Any:
+def _load(path: Path) -> Any:
+    from ledger.keys import load_key
+
+    try:
+        return load_key(path, _passphrase())
+    except LedgerError as exc:
+        raise Failed(exc.message) from exc
+
+
+def _read(node: str, key: Path, call: str, *args: str) -> Any:
     from client.sdk import Client, NodeError
 
-    with Client(node) as client:
+    with Client(node, key=_load(key)) as client:
         try:
             return getattr(client, call)(*args)
         except NodeError as exc:
@@ -204,12 +212,13 @@ def key_warnings(keys: list[dict[str, Any]], policy: dict[str, Any], now: dateti
 @keys_app.command("status")
 def keys_status(
     org: Annotated[str, typer.Option(help="The organisation whose keys to list.")],
+    key: ReaderOpt,
     warn_days: Annotated[int, typer.Option(help="Warn this many days ahead.")] = 14,
     node: NodeOpt = "http://127.0.0.1:8700",
     as_json: JsonOpt = False,
 ) -> None:
     """List an organisation's keys with their status and warn ahead of any end of validity."""
-    found = _read(node, "organisation", org)
+    found = _read(node, key, "organisation", org)
     now = datetime.now(UTC)
     warnings = key_warnings(found["keys"], found["policy"], now, warn_days)
     table = Table("key id", "kind", "state", "since", "valid until", "successor", "label")
@@ -318,6 +327,7 @@ def gov_vote(
 
 @gov_app.command("show")
 def gov_show(
+    key: ReaderOpt,
     proposal_id: Annotated[str | None, typer.Argument(help="One proposal (default: "
                                                       "all).")] = None,
     node: NodeOpt = "http://127.0.0.1:8700",
@@ -325,14 +335,14 @@ def gov_show(
 ) -> None:
     """Show proposals with their status and votes."""
     if proposal_id is None:
-        found = _read(node, "proposals")
+        found = _read(node, key, "proposals")
         table = Table("proposal", "action", "state", "approvals", "needed", "deadline")
         for p in found:
             table.add_row(p["proposal_id"], p["action"]["kind"], p["state"],
                           str(len(p["approvals"])), str(p.get("needed", "")), p["deadline"])
         _show({"proposals": found}, as_json, table)
         return
-    one = _read(node, "proposal", proposal_id)
+    one = _read(node, key, "proposal", proposal_id)
     p = one["proposal"]
     table = Table("organisation", "vote", "height")
     for org, vote in sorted(one["votes"].items()):

@@ -1,6 +1,7 @@
 """Membership reads: organisations with their keys, governance proposals with votes.
 
-Membership and governance records are visible to every member (specs/membership.md).
+Membership and governance records are public to every member (specs/read-policy.md):
+every route needs a signed member request, none filters by organisation.
 Statuses that depend on time (a key in its overlap window, a proposal past its
 deadline) are judged at the node's head block time.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from ledger.contracts import Keys
 from ledger.contracts.membership import (
@@ -22,6 +23,7 @@ from ledger.contracts.membership import (
 )
 from ledger.errors import MalformedRecord, NotFound
 from ledger.timefmt import format_time
+from node.auth import Caller, member
 from node.service import LedgerNode
 
 
@@ -37,14 +39,14 @@ def install(app: FastAPI, node: LedgerNode) -> None:
         return None if header is None else format_time(header.time)
 
     @app.get("/v1/orgs", tags=["membership"])
-    def orgs() -> dict[str, Any]:
+    def orgs(_caller: Caller = Depends(member)) -> dict[str, Any]:
         """Every organisation of the consortium, removed ones included."""
         consortium = node.store.get(Keys.CONSORTIUM)
         return {"organisations": [v for _k, v in node.store.state_prefix("org/")],
                 "quorum": consortium["quorum"], "policy": consortium.get("policy", {})}
 
     @app.get("/v1/orgs/{org_id}", tags=["membership"])
-    def org(org_id: str) -> dict[str, Any]:
+    def org(org_id: str, _caller: Caller = Depends(member)) -> dict[str, Any]:
         """One organisation and each of its keys, with its status at the head."""
         check(org_id, ORG_ID, "org_id")
         record = node.store.get(Keys.org(org_id))
@@ -62,7 +64,7 @@ def install(app: FastAPI, node: LedgerNode) -> None:
                 "time": format_time(head.time), "policy": consortium.get("policy", {})}
 
     @app.get("/v1/governance/proposals", tags=["governance"])
-    def proposals() -> dict[str, Any]:
+    def proposals(_caller: Caller = Depends(member)) -> dict[str, Any]:
         """Every proposal, newest first, with its status at the head."""
         head = node.head
         found = [{**v, "state": proposal_state(v, head.time)}
@@ -71,7 +73,7 @@ def install(app: FastAPI, node: LedgerNode) -> None:
         return {"proposals": found, "height": head.height, "time": format_time(head.time)}
 
     @app.get("/v1/governance/proposals/{proposal_id}", tags=["governance"])
-    def proposal(proposal_id: str) -> dict[str, Any]:
+    def proposal(proposal_id: str, _caller: Caller = Depends(member)) -> dict[str, Any]:
         """One proposal with each organisation's vote."""
         check(proposal_id, PROPOSAL_ID, "proposal_id")
         record = node.store.get(proposal_key(proposal_id))

@@ -102,7 +102,7 @@ def test_blocks_after_a_quorum_change_need_the_new_validators(chain: Chain) -> N
     assert not report.ok and report.finding is not None
     assert report.finding.height == changed + 1 and "1/2" in report.finding.message
     with pytest.raises(BundleError, match="1/2"):
-        verify_inclusion_bundle(GENESIS_BYTES, chain.node.inclusion_bundle(late))
+        verify_inclusion_bundle(GENESIS_BYTES, chain.node.inclusion_bundle(late, reader="buyer-a"))
     # The node takes checkpoints only from validators in force at each height.
     header = chain.node.store.header(head)
     assert header is not None
@@ -115,7 +115,7 @@ def test_blocks_after_a_quorum_change_need_the_new_validators(chain: Chain) -> N
     for height in range(changed + 1, head + 1):
         chain.cosign("bank-b", height)
     assert audit(chain.node.store, workers=0).ok
-    record = verify_inclusion_bundle(GENESIS_BYTES, chain.node.inclusion_bundle(late))
+    record = verify_inclusion_bundle(GENESIS_BYTES, chain.node.inclusion_bundle(late, reader="buyer-a"))
     assert record.validator_epoch == 1
     assert set(record.signed_by) == {"platform", "bank-b"}
     # The derived index of changes rebuilds identically.
@@ -128,7 +128,7 @@ def _bundle_after_change(chain: Chain) -> dict[str, Any]:
     for height in range(chain.change_height + 1,  # type: ignore[attr-defined]
                         chain.node.head.height + 1):
         chain.cosign("bank-b", height)
-    bundle = chain.node.inclusion_bundle(tx_id)
+    bundle = chain.node.inclusion_bundle(tx_id, reader="buyer-a")
     assert len(bundle["validator_changes"]) == 1
     verify_inclusion_bundle(GENESIS_BYTES, bundle)
     return bundle

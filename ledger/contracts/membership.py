@@ -80,6 +80,7 @@ class GenesisPayload(Payload):
     payload=GenesisPayload,
     roles={"platform"},
     summary="Found the consortium: organisations, roles, keys, quorum (height 0 only).",
+    public=True,
 )
 def apply_genesis(ctx: TxContext, p: GenesisPayload) -> None:
     # The executor admits this type only at height 0, with an empty state.
@@ -339,6 +340,7 @@ def _new_key(ctx: TxContext, org_id: str, public: str, kind: str) -> str:
     payload=KeyEnrolPayload,
     roles={"*"},
     summary="An organisation's admin enrols a member, admin or node key of its own.",
+    public=True,
 )
 def apply_key_enrol(ctx: TxContext, p: KeyEnrolPayload) -> None:
     _require_admin_of(ctx, p.org)
@@ -351,6 +353,7 @@ def apply_key_enrol(ctx: TxContext, p: KeyEnrolPayload) -> None:
     payload=KeyRevokePayload,
     roles={"*"},
     summary="An organisation's admin revokes one of its keys; earlier signatures stay valid.",
+    public=True,
 )
 def apply_key_revoke(ctx: TxContext, p: KeyRevokePayload) -> None:
     record: dict[str, Any] | None = ctx.state.get(Keys.key(p.key_id))
@@ -368,6 +371,7 @@ def apply_key_revoke(ctx: TxContext, p: KeyRevokePayload) -> None:
     "membership.key_rotate",
     payload=KeyRotatePayload,
     roles={"*"},
+    public=True,
     summary="An organisation's admin replaces a key: the new one is active at once, the "
             "old one signs until overlap_until.",
 )
@@ -552,6 +556,7 @@ def _tally(ctx: TxContext, proposal: dict[str, Any], action: Any) -> None:
     "membership.proposal",
     payload=ProposalPayload,
     roles={"*"},
+    public=True,
     summary="An organisation's admin proposes a membership or quorum change, approving it; "
             "it executes once more than half the active organisations approve.",
 )
@@ -591,6 +596,7 @@ def apply_proposal(ctx: TxContext, p: ProposalPayload) -> None:
     "membership.vote",
     payload=VotePayload,
     roles={"*"},
+    public=True,
     summary="An organisation's admin approves or rejects an open proposal (one vote per "
             "organisation, before the deadline).",
 )
