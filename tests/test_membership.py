@@ -441,3 +441,33 @@ def test_the_audit_replays_clean_after_rotations_revocations_and_a_removal(
     report = audit(node.store, workers=0)
     assert report.ok, report.finding
     assert report.blocks == node.head.height + 1
+
+
+def test_keys_status_warns_ahead_of_overlap_ends_and_rotation_age() -> None:
+    from client.cli_membership import key_warnings
+    from ledger.contracts.membership import key_state, proposal_state
+
+    now = datetime(2026, 5, 1, tzinfo=UTC)
+    keys = [
+        {"key_id": "a" * 32, "kind": "member", "status": "active", "since": 3,
+         "valid_until": "2026-05-05T00:00:00Z", "rotated_to": "b" * 32,
+         "enrolled_at": "2026-04-01T00:00:00Z"},
+        {"key_id": "b" * 32, "kind": "member", "status": "active", "since": 9,
+         "enrolled_at": "2026-04-30T00:00:00Z"},
+        {"key_id": "c" * 32, "kind": "admin", "status": "active", "since": 0,
+         "enrolled_at": "2025-05-10T00:00:00Z"},
+        {"key_id": "d" * 32, "kind": "member", "status": "revoked", "since": 0,
+         "enrolled_at": "2024-01-01T00:00:00Z"},
+    ]
+    policy = {"keys": {"rotate_after_days": 365}}
+    warnings = key_warnings(keys, policy, now, warn_days=14)
+    assert len(warnings) == 2
+    assert "stops signing at 2026-05-05T00:00:00Z" in warnings[0] and "b" * 32 in warnings[0]
+    assert "c" * 32 in warnings[1] and "due for rotation on 2026-05-10" in warnings[1]
+    assert key_warnings(keys, {}, now, warn_days=3) == []
+    assert "stopped signing" in key_warnings(keys, {}, now + timedelta(days=5), 3)[0]
+    assert [key_state(k, now) for k in keys] == ["rotating", "active", "active", "revoked"]
+    assert key_state(keys[0], now + timedelta(days=5)) == "rotated"
+    proposal = {"status": "open", "deadline": "2026-05-02T00:00:00Z"}
+    assert proposal_state(proposal, now) == "open"
+    assert proposal_state(proposal, now + timedelta(days=2)) == "expired"
