@@ -53,6 +53,7 @@ class Chain:
         self.node = LedgerNode(store, GENESIS, node_key=NODE["platform"], node_org="platform",
                                clock=self.clock)
         self.nonce = 0
+        self.change_height = 0
 
     def submit(self, org: str, tx_type: str, payload: dict[str, Any]) -> str:
         self.nonce += 1
@@ -77,9 +78,9 @@ def enrol(org: str) -> dict[str, Any]:
     return {"org": org, "public_key": SigningKey.generate().public_key_hex, "kind": "member"}
 
 
-@pytest.fixture
-def chain(db_url: str) -> Chain:
-    c = Chain(db_url)
+def changed_chain(url: str) -> Chain:
+    """A chain whose last block executed the quorum change (``change_height``)."""
+    c = Chain(url)
     c.submit("bank-b", "membership.key_enrol",
              {"org": "bank-b", "public_key": NODE["bank-b"].public_key_hex, "kind": "node"})
     c.submit("platform", "membership.proposal", {
@@ -88,12 +89,17 @@ def chain(db_url: str) -> Chain:
     # Five organisations: the third approval executes the change.
     for org in ("bank-b", "supplier-a"):
         c.submit(org, "membership.vote", {"proposal_id": "new-quorum", "decision": "approve"})
-    c.change_height = c.node.head.height  # type: ignore[attr-defined]
+    c.change_height = c.node.head.height
     return c
 
 
+@pytest.fixture
+def chain(db_url: str) -> Chain:
+    return changed_chain(db_url)
+
+
 def test_blocks_after_a_quorum_change_need_the_new_validators(chain: Chain) -> None:
-    changed = chain.change_height  # type: ignore[attr-defined]
+    changed = chain.change_height
     assert chain.node.store.get("validators")["height"] == changed
     late = chain.submit("buyer-a", "membership.key_enrol", enrol("buyer-a"))
     head = chain.node.head.height
@@ -125,8 +131,7 @@ def test_blocks_after_a_quorum_change_need_the_new_validators(chain: Chain) -> N
 
 def _bundle_after_change(chain: Chain) -> dict[str, Any]:
     tx_id = chain.submit("buyer-a", "membership.key_enrol", enrol("buyer-a"))
-    for height in range(chain.change_height + 1,  # type: ignore[attr-defined]
-                        chain.node.head.height + 1):
+    for height in range(chain.change_height + 1, chain.node.head.height + 1):
         chain.cosign("bank-b", height)
     bundle = chain.node.inclusion_bundle(tx_id, reader="buyer-a")
     assert len(bundle["validator_changes"]) == 1
