@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 
 from ledger.timefmt import format_time
+from tests.harness.ports import free_port
 from tests.harness.process import ServiceProcess
 
 pytestmark = pytest.mark.slow
@@ -43,12 +43,6 @@ def _env() -> dict[str, str]:
     env = {**os.environ, "TRADELEDGER_PASSPHRASE": PASSPHRASE, "PYTHONPATH": str(ROOT)}
     env.pop("DATABASE_URL", None)
     return env
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Operator:
@@ -93,7 +87,7 @@ def operator(tmp_path: Path) -> Any:
                            str(tmp_path / "consortium")], env=_env(), cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert made.returncode == 0, made.stderr
-    port = _free_port()
+    port = free_port()
     service = ServiceProcess(
         [*CLI, "node", "run", "--data", str(tmp_path / "data"),
          "--genesis", str(tmp_path / "consortium/genesis.json"),
