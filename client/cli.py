@@ -14,12 +14,19 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from client import cli_ratings
+from client.cli_common import JsonOpt, NodeOpt, _emit, _fail, err, out
 from client.consortium import init_consortium, read_description
-from client.verify import BundleError, verify_consistency_bundle, verify_inclusion_bundle
+from client.verify import (
+    ATTESTATION_VERSION,
+    BundleError,
+    verify_consistency_bundle,
+    verify_inclusion_bundle,
+    verify_rating_attestation,
+)
 from ledger.errors import LedgerError
 
 app = typer.Typer(help="TradeLedger: a permissioned ledger for trade finance and traceability.",
@@ -33,12 +40,6 @@ app.add_typer(node_app, name="node")
 app.add_typer(tx_app, name="tx")
 app.add_typer(proof_app, name="proof")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for programs.")]
-NodeOpt = Annotated[str, typer.Option("--node", envvar="TRADELEDGER_NODE",
-                                      help="Base URL of the node.")]
 
 
 def _passphrase(confirm: bool = False) -> str:
@@ -46,18 +47,6 @@ def _passphrase(confirm: bool = False) -> str:
     if value is not None:
         return value
     return str(typer.prompt("Passphrase", hide_input=True, confirmation_prompt=confirm))
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
-    return typer.Exit(code)
-
-
-def _emit(data: Any, as_json: bool, table: Table | None = None) -> None:
-    if as_json or table is None:
-        sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    else:
-        out.print(table)
 
 
 # -- keys ---------------------------------------------------------------------
@@ -236,10 +225,15 @@ def proof_verify(
     genesis: Annotated[Path, typer.Option(help="The genesis file you trust.")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Verify a proof bundle offline against a genesis file. Exit 1 if it fails."""
+    """Verify a proof bundle or a rating attestation offline against a genesis file.
+    Exit 1 if it fails."""
     try:
-        bundle = json.loads(bundle_file.read_bytes())
+        raw = bundle_file.read_bytes()
+        bundle = json.loads(raw)
         anchor_bytes = genesis.read_bytes()
+        if isinstance(bundle, dict) and bundle.get("version") == ATTESTATION_VERSION:
+            cli_ratings.emit_verified(verify_rating_attestation(anchor_bytes, raw), as_json)
+            return
         if isinstance(bundle, dict) and bundle.get("kind") == "consistency":
             verify_consistency_bundle(anchor_bytes, bundle)
             result: dict[str, Any] = {"valid": True, "kind": "consistency",
@@ -336,6 +330,9 @@ def demo(
     from client.demo import run_demo
 
     run_demo(data, port=port, serve=not seed_only, console=out)
+
+
+cli_ratings.install(app)
 
 
 def main() -> None:  # pragma: no cover - console entry point
