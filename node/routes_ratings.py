@@ -135,13 +135,14 @@ def trend_chart(result: Rating | Insufficient) -> TrendChart:
          result.factors.invoices if isinstance(result, Rating) else result.invoices)]
     spans += [(t.months, t.score, t.invoices) for t in sorted(result.trend,
                                                               key=lambda t: -t.months)]
-    step = plot_w / (len(spans) - 1)
+    pad = 36  # points sit inside the plot, so their labels fit
+    step = (plot_w - 2 * pad) / (len(spans) - 1)
 
     def y_of(score: int) -> float:
         return top + (100 - score) * plot_h / 100
 
     points = tuple(ChartPoint(f"{months} months", months, score, invoices,
-                              round(left + i * step, 1),
+                              round(left + pad + i * step, 1),
                               None if score is None else round(y_of(score), 1))
                    for i, (months, score, invoices) in enumerate(spans))
     segments = tuple((a, b) for a, b in itertools.pairwise(points)

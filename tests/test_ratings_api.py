@@ -25,7 +25,7 @@ from ledger.keys import Domain, SigningKey
 from node.app import create_app
 from node.routes_ratings import read_attestation, read_rating
 from tests.helpers import make_node
-from tests.ratings_support import EXPECTED, SUPPLIERS, As, seed_history, signed_app
+from tests.ratings_support import EXPECTED, SUPPLIERS, As, module_node, seed_history, signed_app
 
 runner = CliRunner()
 
@@ -34,7 +34,7 @@ runner = CliRunner()
 def rated(demo_consortium: Any, tmp_path_factory: pytest.TempPathFactory
           ) -> Iterator[tuple[Any, As, TestClient]]:
     db = tmp_path_factory.mktemp("ratings-api") / "ledger.db"
-    node = make_node(demo_consortium, f"sqlite:///{db}")
+    node = module_node(demo_consortium, f"sqlite:///{db}")
     seed_history(node, demo_consortium[2])
     who = As()
     with TestClient(signed_app(node, who)) as http:

@@ -1,0 +1,146 @@
+"""The supplier's "check a buyer" page in headless Chromium: score, band, factors, trend.
+
+A uvicorn server runs the node's app over the history of tests/ratings_support.py
+(buyer-lyon: 84, low; buyer-rotterdam: insufficient); the page is gated behind
+the same member dependency as the API, stood in for by ``As``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.harness.browser import CHROMIUM_PATH, chromium_available, launch_chromium
+from tests.ratings_support import SUPPLIERS, As, module_node, seed_history, serve, signed_app
+
+pytestmark = pytest.mark.browser
+SCREENSHOT = Path("/tmp/rating-page.png")
+
+
+@pytest.fixture(scope="module")
+def site(demo_consortium: Any, tmp_path_factory: pytest.TempPathFactory
+         ) -> Iterator[tuple[str, As]]:
+    db = tmp_path_factory.mktemp("rating-page") / "ledger.db"
+    node = module_node(demo_consortium, f"sqlite:///{db}")
+    seed_history(node, demo_consortium[2])
+    who = As()
+    with serve(signed_app(node, who)) as base_url:
+        yield base_url, who
+    node.store.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    reason = chromium_available()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM_PATH} is required in CI: {reason}")
+        pytest.skip(reason)
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser, site: tuple[str, As]) -> Iterator[Page]:
+    """A fresh page as supplier-sz; any script or console error (CSP included) fails."""
+    _base, who = site
+    who.who = "supplier-sz"
+    context = browser.new_context(viewport={"width": 1100, "height": 1000})
+    pg = context.new_page()
+    problems: list[str] = []
+    pg.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    pg.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
+          if msg.type == "error" else None)
+    try:
+        yield pg
+    finally:
+        context.close()
+        who.who = "supplier-sz"
+    # An error page's own load is reported as a console error by Chromium.
+    problems = [p for p in problems if "the server responded with a status of 4" not in p]
+    assert not problems, problems
+
+
+def test_check_a_buyer_shows_score_band_factors_and_trend_chart(site: tuple[str, As],
+                                                                page: Page) -> None:
+    base, _who = site
+    response = page.goto(f"{base}/explorer/rating")
+    assert response is not None and response.status == 200
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    assert page.locator("h1").inner_text() == "Check a buyer"
+    options = page.locator("#buyer-list option")
+    assert {options.nth(i).get_attribute("value") for i in range(options.count())} == \
+        {"buyer-lyon", "buyer-rotterdam"}
+    page.get_by_label("Buyer").fill("buyer-lyon")
+    page.get_by_role("button", name="Check").click()
+    page.wait_for_url("**/explorer/rating?buyer=buyer-lyon")
+    assert page.locator("#score .score-value").inner_text() == "84"
+    assert page.locator("#band").inner_text() == "Low risk of late payment"
+    factors = page.locator("#factors").inner_text()
+    for text in ("Invoices counted\n3", "Suppliers\n3", "Days beyond terms (amount-weighted)\n3",
+                 "Paid within terms\n67 %", "Worst delay\n10 days", "3,000.00 USD"):
+        assert text in factors, factors
+    assert "block" in page.locator("#as-of").inner_text()
+    # The trend chart: server-side SVG, one point per span, drawn by the stylesheet.
+    chart = page.locator("svg#trend-chart")
+    assert chart.is_visible()
+    points = chart.locator("circle.chart-point")
+    assert [(points.nth(i).get_attribute("data-months"), points.nth(i).get_attribute(
+        "data-score")) for i in range(points.count())] == [
+        ("24", "84"), ("12", "84"), ("6", "84"), ("3", "84")]
+    assert chart.locator("line.chart-line").count() == 3
+    # The stylesheet reached the SVG (the CSP would block inline styles).
+    fill = page.evaluate("() => getComputedStyle(document.querySelector('.chart-band.band-low'))"
+                         ".fill")
+    assert fill == "rgb(227, 245, 232)"
+    box = chart.bounding_box()
+    assert box is not None and box["width"] > 400 and box["height"] > 150
+    rows = page.locator("#trend-table tbody tr")
+    assert rows.count() == 4 and rows.nth(3).inner_text().split("\t") == ["3 months", "84", "3"]
+    assert page.get_by_role("link", name="signed attestation").get_attribute("href") == \
+        "/v1/ratings/buyer-lyon/attestation"
+    # The supplier sees the buyer's aggregates, never another supplier's records.
+    text = page.locator("main").inner_text()
+    for other in SUPPLIERS:
+        if other != "supplier-sz":
+            assert other not in text
+    assert "INV-" not in page.content()
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+
+def test_insufficient_history_is_said_plainly(site: tuple[str, As], page: Page) -> None:
+    base, _who = site
+    page.goto(f"{base}/explorer/rating?buyer=buyer-rotterdam")
+    assert page.locator("#score").inner_text() == "Insufficient history"
+    assert page.locator("#reason").inner_text().startswith("insufficient history: 1 of the 3")
+    chart = page.locator("svg#trend-chart")
+    assert chart.locator("circle.chart-point").count() == 0
+    assert chart.locator("text.chart-missing").count() == 4
+    assert page.locator("#band").count() == 0
+
+
+def test_errors_are_pages_with_their_status(site: tuple[str, As], page: Page) -> None:
+    base, who = site
+    unknown = page.goto(f"{base}/explorer/rating?buyer=buyer-nowhere")
+    assert unknown is not None and unknown.status == 404
+    assert page.locator("h1").inner_text() == "Buyer not found"
+    bad = page.goto(f"{base}/explorer/rating?buyer=Robert%27)%3B--")
+    assert bad is not None and bad.status == 400
+    assert page.locator("h1").inner_text() == "Not an organisation id"
+    who.who = "buyer-rotterdam"
+    denied = page.goto(f"{base}/explorer/rating?buyer=buyer-lyon")
+    assert denied is not None and denied.status == 403
+    assert page.locator("h1").inner_text() == "Not allowed to check buyers"
+    assert "supplier or bank role" in page.locator("main").inner_text()
+    who.who = None
+    anonymous = page.goto(f"{base}/explorer/rating?buyer=buyer-lyon")
+    assert anonymous is not None and anonymous.status == 401
