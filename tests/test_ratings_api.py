@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -24,7 +25,7 @@ from ledger.encoding import canonical
 from ledger.keys import Domain, SigningKey
 from node.app import create_app
 from node.routes_ratings import read_attestation, read_rating
-from tests.helpers import make_node
+from tests.helpers import enrol_tx, make_node
 from tests.ratings_support import EXPECTED, SUPPLIERS, As, module_node, seed_history, signed_app
 
 runner = CliRunner()
@@ -290,3 +291,56 @@ def test_cli_saves_verifies_and_refuses_attestations(cli_node: TestClient, tmp_p
     for command in (["attestation", "verify"], ["proof", "verify"]):
         bad = runner.invoke(cli_app, [*command, str(forged), "--genesis", str(genesis)])
         assert bad.exit_code == 1 and "does NOT verify" in bad.output
+
+
+def test_a_read_overlapping_a_block_commit_is_retried_on_the_new_head(
+        demo_consortium: Any, tmp_path: Path) -> None:
+    node = make_node(demo_consortium, f"sqlite:///{tmp_path / 'ledger.db'}")
+    seed_history(node, demo_consortium[2])
+    start = node.head.height
+    seen: list[int] = []
+
+    def read(state: Any, head: Any) -> tuple[int, int]:
+        seen.append(head.height)
+        if len(seen) == 1:  # a block commits while this read runs
+            node.submit(enrol_tx(demo_consortium, "bank-eu").to_wire())
+            node.cut_block()
+        result = rt.rating(state, "buyer-lyon", head.time.date(), head.height)
+        return head.height, result.height
+
+    assert node.read_at_head(read) == (start + 1, start + 1)
+    assert seen == [start, start + 1]
+
+
+def test_an_attestation_waits_for_the_quorum(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from client.consortium import DEMO_DESCRIPTION, init_consortium
+    from ledger.block import sign_checkpoint
+    from ledger.errors import Conflict
+    from ledger.keys import load_key
+    from ledger.store import Store
+    from node.service import LedgerNode
+
+    two = {**DEMO_DESCRIPTION, "quorum": {"validators": ["platform", "bank-eu"],
+                                          "threshold": 2}}
+    consortium, genesis = init_consortium(two, tmp_path / "c", passphrase="pw",
+                                          time=datetime.now(UTC).replace(microsecond=0))
+    store = Store(f"sqlite:///{tmp_path / 'ledger.db'}")
+    try:
+        node = LedgerNode(store, genesis, node_org="platform",
+                          node_key=load_key(consortium.key_path("platform", "node"), "pw"))
+        orgs = {o["id"]: SimpleNamespace(member=load_key(
+            consortium.key_path(o["id"], "member1"), "pw")) for o in two["organisations"]}
+        seed_history(node, orgs)
+        with pytest.raises(Conflict) as refused:
+            read_attestation(node, "buyer-lyon")
+        assert refused.value.code == "not_final" and "1/2" in refused.value.message
+        head = node.head
+        store.add_checkpoint_signature(head.height, head.hash, sign_checkpoint(
+            head, load_key(consortium.key_path("bank-eu", "node"), "pw"), "bank-eu"))
+        verified = verify_rating_attestation(genesis.to_bytes(),
+                                             canonical(read_attestation(node, "buyer-lyon")))
+        assert verified.score == 84 and set(verified.certified_by) == {"platform", "bank-eu"}
+    finally:
+        store.close()
