@@ -13,17 +13,10 @@ Requests stand in for a signed member with ``app.dependency_overrides`` on
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import httpx
-import uvicorn
 from fastapi import FastAPI
 
 from client.consortium import DEMO_DESCRIPTION
@@ -95,34 +88,6 @@ def seed_history(node: LedgerNode, orgs: dict[str, Any], today: date | None = No
         "payment_id": f"PAY-{inv}", "invoice_id": inv, "amount": 100_000, "currency": "USD",
         "value_date": iso(day - timedelta(days=due - late))})
         for buyer, _seller, inv, due, late in plans])
-
-
-@contextlib.contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
-    """Run ``app`` under uvicorn in a thread on a free 127.0.0.1 port; yield its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", log_level="warning",
-                                           ws="none", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the node's server did not start")
-        time.sleep(0.05)
-    try:
-        yield base_url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
 
 
 def module_node(demo_consortium: Any, url: str) -> LedgerNode:

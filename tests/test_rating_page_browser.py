@@ -7,7 +7,6 @@ the same member dependency as the API, stood in for by ``As``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.harness.browser import CHROMIUM_PATH, chromium_available, launch_chromium
-from tests.ratings_support import SUPPLIERS, As, module_node, seed_history, serve, signed_app
+from tests.harness import skip_or_fail
+from tests.harness.browser import checked_page, chromium_available, launch_chromium
+from tests.harness.server import serve_app
+from tests.ratings_support import SUPPLIERS, As, module_node, seed_history, signed_app
 
 pytestmark = pytest.mark.browser
 SCREENSHOT = Path("/tmp/rating-page.png")
@@ -29,18 +30,14 @@ def site(demo_consortium: Any, tmp_path_factory: pytest.TempPathFactory
     node = module_node(demo_consortium, f"sqlite:///{db}")
     seed_history(node, demo_consortium[2])
     who = As()
-    with serve(signed_app(node, who)) as base_url:
+    with serve_app(signed_app(node, who)) as base_url:
         yield base_url, who
     node.store.close()
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    reason = chromium_available()
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM_PATH} is required in CI: {reason}")
-        pytest.skip(reason)
+    skip_or_fail(chromium_available())
     with sync_playwright() as playwright:
         chromium = launch_chromium(playwright)
         try:
@@ -54,20 +51,12 @@ def page(browser: Browser, site: tuple[str, As]) -> Iterator[Page]:
     """A fresh page as supplier-sz; any script or console error (CSP included) fails."""
     _base, who = site
     who.who = "supplier-sz"
-    context = browser.new_context(viewport={"width": 1100, "height": 1000})
-    pg = context.new_page()
-    problems: list[str] = []
-    pg.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    pg.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
-          if msg.type == "error" else None)
     try:
-        yield pg
+        with checked_page(browser, allow_status=(400, 401, 403, 404),
+                          viewport={"width": 1100, "height": 1000}) as pg:
+            yield pg
     finally:
-        context.close()
         who.who = "supplier-sz"
-    # An error page's own load is reported as a console error by Chromium.
-    problems = [p for p in problems if "the server responded with a status of 4" not in p]
-    assert not problems, problems
 
 
 def test_check_a_buyer_shows_score_band_factors_and_trend_chart(site: tuple[str, As],

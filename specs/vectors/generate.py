@@ -24,11 +24,12 @@ against the implementation, which the tests mark as an expected failure).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import sys
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -583,42 +584,55 @@ class FixedClock:
         return self.current
 
 
-def build_chain(genesis: Genesis, txs: Sequence[SignedTx]) -> dict[str, Any]:
-    """Run the node over a temporary SQLite store; return headers, certificates, bundles."""
+@contextlib.contextmanager
+def vector_node(genesis: Genesis) -> Iterator[tuple[LedgerNode, Store]]:
+    """The platform's node over a temporary SQLite store, on a fixed clock."""
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(f"sqlite:///{tmp}/ledger.db")
-        clock = FixedClock(at(60))
         node = LedgerNode(store, genesis, node_key=K["platform/node"], node_org="platform",
-                          clock=clock)  # type: ignore[arg-type]
+                          clock=FixedClock(at(60)))  # type: ignore[arg-type]
         try:
-            headers = [genesis.header]
-            bundles: dict[str, Any] = {}
-            for number, indices in enumerate(BLOCKS, start=1):
-                clock.current = at(60 * number)
-                for i in indices:
-                    status = node.submit(wire_of(txs[i]))
-                    assert status.status == "pending", status
-                header = node.cut_block()
-                assert header is not None and header.height == number
-                # The supplier's node signs the same header, as a peer validator would.
-                store.add_checkpoint_signature(
-                    header.height, header.hash,
-                    sign_checkpoint(header, K["supplier-sz/node"], "supplier-sz"))
-                headers.append(header)
-                if number == 2:
-                    bundles["inclusion-invoice-against-height-2"] = node.inclusion_bundle(
-                        txs[2].tx_id_hex)
-            bundles["inclusion-order-against-height-3"] = node.inclusion_bundle(
-                txs[1].tx_id_hex)
-            bundles["inclusion-genesis-tx-against-height-3"] = node.inclusion_bundle(
-                genesis.tx.tx_id_hex)
-            bundles["inclusion-last-leaf-against-height-3"] = node.inclusion_bundle(
-                txs[4].tx_id_hex)
-            consistency = {old: node.consistency_bundle(old) for old in (1, 3, 4, 6)}
-            certificates = [store.certificate(h.height) for h in headers[1:]]
+            yield node, store
         finally:
             node.stop()
             store.close()
+
+
+def cut_vector_block(node: LedgerNode, store: Store, number: int,
+                     txs: Sequence[SignedTx]) -> BlockHeader:
+    """Block ``number`` at ``number`` minutes after genesis holding exactly ``txs``; the
+    supplier's node signs the same header, as a peer validator would."""
+    node.clock.current = at(60 * number)  # type: ignore[attr-defined]
+    for tx in txs:
+        status = node.submit(wire_of(tx))
+        assert status.status == "pending", status
+    header = node.cut_block()
+    assert header is not None and header.height == number
+    assert len(store.txs_in_block(number)) == len(txs)
+    store.add_checkpoint_signature(header.height, header.hash,
+                                   sign_checkpoint(header, K["supplier-sz/node"], "supplier-sz"))
+    return header
+
+
+def build_chain(genesis: Genesis, txs: Sequence[SignedTx]) -> dict[str, Any]:
+    """Run the node over a temporary SQLite store; return headers, certificates, bundles."""
+    with vector_node(genesis) as (node, store):
+        headers = [genesis.header]
+        bundles: dict[str, Any] = {}
+        for number, indices in enumerate(BLOCKS, start=1):
+            header = cut_vector_block(node, store, number, [txs[i] for i in indices])
+            headers.append(header)
+            if number == 2:
+                bundles["inclusion-invoice-against-height-2"] = node.inclusion_bundle(
+                    txs[2].tx_id_hex)
+        bundles["inclusion-order-against-height-3"] = node.inclusion_bundle(
+            txs[1].tx_id_hex)
+        bundles["inclusion-genesis-tx-against-height-3"] = node.inclusion_bundle(
+            genesis.tx.tx_id_hex)
+        bundles["inclusion-last-leaf-against-height-3"] = node.inclusion_bundle(
+            txs[4].tx_id_hex)
+        consistency = {old: node.consistency_bundle(old) for old in (1, 3, 4, 6)}
+        certificates = [store.certificate(h.height) for h in headers[1:]]
     return {"headers": headers, "certificates": certificates, "bundles": bundles,
             "consistency": consistency}
 
@@ -1257,28 +1271,12 @@ def rating_document() -> dict[str, Any]:
     genesis = make_genesis(desc, founder=K["platform/admin"], time=T0)
     genesis_text = genesis.to_bytes().decode("utf-8")
     attestations: dict[str, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        store = Store(f"sqlite:///{tmp}/ledger.db")
-        clock = FixedClock(at(60))
-        node = LedgerNode(store, genesis, node_key=K["platform/node"], node_org="platform",
-                          clock=clock)  # type: ignore[arg-type]
-        try:
-            for number, block in enumerate(rating_transactions(), start=1):
-                clock.current = at(60 * number)
-                for signed in block:
-                    assert node.submit(wire_of(signed)).status == "pending"
-                header = node.cut_block()
-                assert header is not None and header.height == number
-                assert len(node.store.txs_in_block(number)) == len(block)
-                store.add_checkpoint_signature(
-                    header.height, header.hash,
-                    sign_checkpoint(header, K["supplier-sz/node"], "supplier-sz"))
-            for name, buyer in (("rated-partial-payment-and-open-amount", "buyer-lyon"),
-                                ("insufficient-no-invoices", "supplier-sz")):
-                attestations[name] = read_attestation(node, buyer)
-        finally:
-            node.stop()
-            store.close()
+    with vector_node(genesis) as (node, store):
+        for number, block in enumerate(rating_transactions(), start=1):
+            cut_vector_block(node, store, number, block)
+        for name, buyer in (("rated-partial-payment-and-open-amount", "buyer-lyon"),
+                            ("insufficient-no-invoices", "supplier-sz")):
+            attestations[name] = read_attestation(node, buyer)
     rated = attestations["rated-partial-payment-and-open-amount"]
     by_hand = {"score": 75, "band": "medium", "days_beyond_terms": 10,
                "within_terms_percent": 38, "worst_delay_days": 16}
