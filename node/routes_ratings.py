@@ -176,11 +176,10 @@ class RatingPage:
         return out
 
     def context(self, caller: Caller, buyer: str | None) -> dict[str, Any]:
-        if not caller.roles & READER_ROLES:
-            try:
-                check_reader(caller)
-            except PermissionDenied as exc:
-                raise PageError(403, "Not allowed to check buyers", exc.message) from exc
+        try:
+            check_reader(caller)
+        except PermissionDenied as exc:
+            raise PageError(403, "Not allowed to check buyers", exc.message) from exc
         context: dict[str, Any] = {"caller": caller, "buyers": self.buyers(),
                                    "buyer": buyer or "", "result": None}
         if not buyer:
