@@ -9,54 +9,26 @@ the block by default and exit 3 when the ledger refuses them, like
 from __future__ import annotations
 
 import json
-import os
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from client.cli_common import JsonOpt, NodeOpt, _emit, _fail, _member_key, err, out
 from ledger.errors import LedgerError
 
 keys_app = typer.Typer(no_args_is_help=True)
 gov_app = typer.Typer(help="Governance: propose and vote on membership and quorum changes.",
                       no_args_is_help=True)
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
-NodeOpt = Annotated[str, typer.Option("--node", envvar="TRADELEDGER_NODE",
-                                      help="Base URL of the node.")]
 AdminOpt = Annotated[Path, typer.Option("--admin-key", help="The organisation's admin key "
                                         "file; it signs the transaction and the requests.")]
 ReaderOpt = Annotated[Path, typer.Option("--key", envvar="TRADELEDGER_KEY",
                                          help="A member key file of yours; it signs the "
                                               "requests.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for programs.")]
 WaitOpt = Annotated[bool, typer.Option(help="Wait until the transaction is ordered.")]
-
-
-class Failed(typer.Exit):
-    """An error already reported to the user."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        err.print(f"[red]error:[/red] {message}")
-        super().__init__(code)
-
-
-def _show(data: Any, as_json: bool, table: Table) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    else:
-        out.print(table)
-
-
-def _passphrase() -> str:
-    value = os.environ.get("TRADELEDGER_PASSPHRASE")
-    return value if value is not None else str(typer.prompt("Passphrase", hide_input=True))
 
 
 def _public_key(path: Path) -> str:
@@ -66,7 +38,7 @@ def _public_key(path: Path) -> str:
     try:
         return str(read_key_info(path)["public_key"])
     except LedgerError as exc:
-        raise Failed(exc.message) from exc
+        raise _fail(exc.message) from exc
 
 
 def _submit(node: str, admin_key: Path, tx_type: str, payload: dict[str, Any], *,
@@ -74,7 +46,7 @@ def _submit(node: str, admin_key: Path, tx_type: str, payload: dict[str, Any], *
     """Sign ``payload`` with the admin key, submit it and report the outcome."""
     from client.sdk import Client, NodeError, TxBuilder
 
-    key = _load(admin_key)
+    key = _member_key(admin_key)
     with Client(node, key=key) as client:
         try:
             tx = TxBuilder(key, chain_id=client.chain_id).build(tx_type, payload)
@@ -82,45 +54,36 @@ def _submit(node: str, admin_key: Path, tx_type: str, payload: dict[str, Any], *
             if wait and result["status"] == "pending":
                 result = client.wait(tx.tx_id_hex)
         except (NodeError, LedgerError) as exc:
-            raise Failed(str(exc)) from exc
+            raise _fail(str(exc)) from exc
     table = Table("tx id", "type", "status", "height", "detail")
     table.add_row(result["tx_id"], tx_type, result["status"], str(result.get("height", "")),
                   str(result.get("code", "")) + " " + str(result.get("message", "")))
-    _show(result, as_json, table)
+    _emit(result, as_json, table)
     if result["status"] == "rejected":
         raise typer.Exit(3)
     return result
 
 
-def _load(path: Path) -> Any:
-    from ledger.keys import load_key
-
-    try:
-        return load_key(path, _passphrase())
-    except LedgerError as exc:
-        raise Failed(exc.message) from exc
-
-
 def _read(node: str, key: Path, call: str, *args: str) -> Any:
     from client.sdk import Client, NodeError
 
-    with Client(node, key=_load(key)) as client:
+    with Client(node, key=_member_key(key)) as client:
         try:
             return getattr(client, call)(*args)
         except NodeError as exc:
-            raise Failed(str(exc)) from exc
+            raise _fail(str(exc)) from exc
 
 
 def _until(value: str | None, hours: float | None) -> str:
     from ledger.timefmt import format_time, parse_time
 
     if (value is None) == (hours is None):
-        raise Failed("give exactly one of --until (RFC 3339 UTC) and --hours")
+        raise _fail("give exactly one of --until (RFC 3339 UTC) and --hours")
     if value is not None:
         try:
             return format_time(parse_time(value, field="until"))
         except LedgerError as exc:
-            raise Failed(exc.message) from exc
+            raise _fail(exc.message) from exc
     assert hours is not None
     return format_time(datetime.now(UTC).replace(microsecond=0) + timedelta(hours=hours))
 
@@ -227,7 +190,7 @@ def keys_status(
                       f"{key['since']} ({key.get('enrolled_at') or '?'})",
                       str(key.get("valid_until") or ""), str(key.get("rotated_to") or ""),
                       str(key.get("label", "")))
-    _show({"organisation": found["organisation"], "keys": found["keys"],
+    _emit({"organisation": found["organisation"], "keys": found["keys"],
            "warnings": warnings}, as_json, table)
     if not as_json:
         for warning in warnings:
@@ -242,13 +205,13 @@ def _action(add_org: str | None, name: str, roles: list[str], country: str,
             quorum: str | None, action_file: Path | None) -> dict[str, Any]:
     chosen = [a for a in (add_org, remove_org, set_roles, quorum, action_file) if a]
     if len(chosen) != 1:
-        raise Failed("give exactly one of --add-org, --remove-org, --set-roles, --quorum, "
+        raise _fail("give exactly one of --add-org, --remove-org, --set-roles, --quorum, "
                      "--action")
     if action_file is not None:
         try:
             action: dict[str, Any] = json.loads(action_file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise Failed(f"{action_file}: {exc}") from exc
+            raise _fail(f"{action_file}: {exc}") from exc
         return action
     if remove_org:
         return {"kind": "org_remove", "org_id": remove_org}
@@ -259,14 +222,14 @@ def _action(add_org: str | None, name: str, roles: list[str], country: str,
     if quorum:
         listed, _, threshold = quorum.partition(":")
         if not threshold.isdigit():
-            raise Failed("--quorum is VALIDATOR,VALIDATOR,...:THRESHOLD")
+            raise _fail("--quorum is VALIDATOR,VALIDATOR,...:THRESHOLD")
         return {"kind": "quorum", "validators": [v for v in listed.split(",") if v],
                 "threshold": int(threshold)}
     keys: dict[str, list[str]] = {"admin_keys": [], "member_keys": [], "node_keys": []}
     for item in with_key:
         kind, _, path = item.partition("=")
         if f"{kind}_keys" not in keys or not path:
-            raise Failed(f"--with-key {item!r}: use admin=PATH, member=PATH or node=PATH")
+            raise _fail(f"--with-key {item!r}: use admin=PATH, member=PATH or node=PATH")
         keys[f"{kind}_keys"].append(_public_key(Path(path)))
     org = {"id": add_org, "name": name or add_org, "roles": roles, **keys}
     if country:
@@ -326,7 +289,7 @@ def gov_vote(
 
 
 @gov_app.command("show")
-def gov_show(
+def gov_emit(
     key: ReaderOpt,
     proposal_id: Annotated[str | None, typer.Argument(help="One proposal (default: "
                                                       "all).")] = None,
@@ -340,14 +303,14 @@ def gov_show(
         for p in found:
             table.add_row(p["proposal_id"], p["action"]["kind"], p["state"],
                           str(len(p["approvals"])), str(p.get("needed", "")), p["deadline"])
-        _show({"proposals": found}, as_json, table)
+        _emit({"proposals": found}, as_json, table)
         return
     one = _read(node, key, "proposal", proposal_id)
     p = one["proposal"]
     table = Table("organisation", "vote", "height")
     for org, vote in sorted(one["votes"].items()):
         table.add_row(org, vote["decision"], str(vote["height"]))
-    _show(one, as_json, table)
+    _emit(one, as_json, table)
     if not as_json:
         detail = f" ({p['failure']['code']}: {p['failure']['message']})" if "failure" in p \
             else ""
