@@ -471,3 +471,46 @@ def test_keys_status_warns_ahead_of_overlap_ends_and_rotation_age() -> None:
     proposal = {"status": "open", "deadline": "2026-05-02T00:00:00Z"}
     assert proposal_state(proposal, now) == "open"
     assert proposal_state(proposal, now + timedelta(days=2)) == "expired"
+
+
+def test_membership_reads_need_a_member_and_name_bad_ids(demo_consortium: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    from client.sdk import Client, NodeError, TxBuilder
+    from node.app import create_app
+    from tests.helpers import make_node
+
+    _c, genesis, orgs = demo_consortium
+    node = make_node(demo_consortium, "sqlite://", block_interval=0.01)
+    with TestClient(create_app(node)) as http:
+        assert http.get("/v1/orgs").status_code == 401
+        assert http.get("/v1/governance/proposals").status_code == 401
+        lyon = Client(http=http, genesis=genesis.to_bytes(), key=orgs["buyer-lyon"].member)
+        listed = lyon.organisations()
+        assert {o["id"] for o in listed["organisations"]} >= {"platform", "inspector"}
+        assert listed["quorum"] == {"validators": ["platform"], "threshold": 1}
+        # Another organisation's keys and its rotation are visible to every member.
+        sz = orgs["supplier-sz"]
+        proposal = TxBuilder(sz.admin, chain_id=genesis.chain_id).build(
+            "membership.proposal", {
+                "proposal_id": "drop-inspector",
+                "deadline": format_time(datetime.now(UTC) + timedelta(days=1)),
+                "action": {"kind": "org_remove", "org_id": "inspector"}})
+        assert lyon.with_key(sz.admin).submit(proposal)["status"] == "pending"
+        assert lyon.wait(proposal.tx_id_hex)["status"] == "committed"
+        shown = lyon.proposal("drop-inspector")
+        assert shown["proposal"]["state"] == "open"
+        assert shown["votes"] == {"supplier-sz": {"decision": "approve",
+                                                  "height": shown["proposal"]["created_height"],
+                                                  "tx_id": proposal.tx_id_hex}}
+        assert [p["proposal_id"] for p in lyon.proposals()] == ["drop-inspector"]
+        keys = lyon.organisation("supplier-sz")["keys"]
+        assert {k["kind"] for k in keys} == {"admin", "member"}
+        assert all(k["state"] == "active" and k["enrolled_at"] for k in keys)
+        for path, code, status in (("/v1/orgs/NOPE", "malformed", 400),
+                                   ("/v1/orgs/nobody", "unknown_org", 404),
+                                   ("/v1/governance/proposals/none-such", "unknown_proposal",
+                                    404)):
+            with pytest.raises(NodeError) as failed:
+                lyon.get(path)
+            assert (failed.value.status, failed.value.code) == (status, code), path
