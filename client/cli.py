@@ -128,6 +128,10 @@ def node_run(
     host: str = "127.0.0.1",
     port: int = 8700,
     database_url: Annotated[str, typer.Option(envvar="DATABASE_URL")] = "",
+    encryption_key: Annotated[Path | None, typer.Option(
+        "--encryption-key", envvar="TRADELEDGER_ENCRYPTION_KEY",
+        help="The organisation's encryption key file: check sealed details sent to it.")
+    ] = None,
 ) -> None:
     """Run a node with solo ordering (SQLite unless DATABASE_URL is set)."""
     import uvicorn
@@ -136,7 +140,8 @@ def node_run(
     from node.config import NodeConfig
 
     config = NodeConfig(data_dir=data, genesis_path=genesis, node_key_path=node_key,
-                        node_org=org, passphrase=_passphrase(), database_url=database_url)
+                        node_org=org, passphrase=_passphrase(), database_url=database_url,
+                        encryption_key_path=encryption_key)
     try:
         application = app_from_config(config)
     except LedgerError as exc:
