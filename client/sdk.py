@@ -115,6 +115,11 @@ class Client:
         result: dict[str, Any] = _raise_for(self.http.get(f"/v1/tx/{tx_id}"))
         return result
 
+    def confidential(self, tx_id: str) -> dict[str, Any]:
+        """The node's check of its organisation's sealed copy (``checked_by_node``)."""
+        result: dict[str, Any] = _raise_for(self.http.get(f"/v1/tx/{tx_id}/confidential"))
+        return result
+
     def wait(self, tx_id: str, *, timeout: float = 30.0, interval: float = 0.05
              ) -> dict[str, Any]:
         """Poll until the transaction is committed or rejected."""
