@@ -21,7 +21,13 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from ledger.chain import Genesis
-from ledger.confidential import ConfidentialError, check_sealed_copy, open_sealed, seal
+from ledger.confidential import (
+    ConfidentialError,
+    check_opening,
+    check_sealed_copy,
+    open_sealed,
+    seal,
+)
 from ledger.contracts.base import Payload, parse_payload
 from ledger.encoding import MAX_SAFE_INTEGER
 from ledger.errors import MalformedRecord
@@ -30,6 +36,7 @@ from ledger.keys import EncryptionKey
 __all__ = [
     "ConfidentialError",
     "TradeDetails",
+    "check_opening",
     "check_sealed_copy",
     "encryption_keys",
     "lines_total",

@@ -181,6 +181,16 @@ def _details(plaintext: bytes, org: str) -> dict[str, Any]:
     return details
 
 
+def check_opening(commitment: str, details: Mapping[str, Any], salt: bytes) -> None:
+    """A third party's check of disclosed details: ``details`` and ``salt`` as a party
+    handed them over must give ``commitment`` (specs/trade.md, section 5)."""
+    found = commitment_of(committed_plaintext(details, salt))
+    if not hmac.compare_digest(found, commitment):
+        raise ConfidentialError(
+            f"the disclosed details and salt commit to {found}, not to {commitment}",
+            code="commitment_mismatch")
+
+
 @dataclass(frozen=True)
 class CheckResult:
     """What a party's node found when it opened its copy (never the details)."""

@@ -18,6 +18,7 @@ from client.confidential import encryption_keys, lines_total, sealed_invoice, se
 from ledger.confidential import (
     COMMITMENT_DOMAIN,
     ConfidentialError,
+    check_opening,
     check_sealed_copy,
     commitment_of,
     open_sealed,
@@ -168,6 +169,17 @@ def test_seal_refuses_bad_input_by_field(details: Any, recipients: Any, field: s
     with pytest.raises(MalformedRecord) as refused:
         seal(details, publics if recipients is None else recipients)
     assert refused.value.field == field
+
+
+def test_a_third_party_checks_disclosed_details_against_the_commitment() -> None:
+    salt = bytes(range(32))
+    confidential = seal(DETAILS, _pair()[1], salt=salt)
+    check_opening(confidential["commitment"], DETAILS, salt)  # what the seller discloses
+    altered = {**DETAILS, "bank_terms": {"bank": "Harbour Bank Asia", "account": "HK-00"}}
+    for details, given in ((altered, salt), (DETAILS, bytes(32))):
+        with pytest.raises(ConfidentialError) as refused:
+            check_opening(confidential["commitment"], details, given)
+        assert refused.value.code == "commitment_mismatch"
 
 
 def test_commitment_is_over_the_exact_plaintext_bytes() -> None:
