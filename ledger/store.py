@@ -360,14 +360,18 @@ class Store:
 
     # -- receipts ---------------------------------------------------------
 
-    def add_receipts(self, receipts: Iterable[tuple[str, str, str, str]]) -> None:
-        rows = [ReceiptRow(tx_id=t, code=c, message=m, time=when) for t, c, m, when in receipts]
+    def _merge_rows(self, rows: Sequence[SQLModel]) -> None:
+        """Insert or replace node-local rows (receipts, confidential checks)."""
         if not rows:
             return
         with self.session() as s:
             for row in rows:
                 s.merge(row)
             s.commit()
+
+    def add_receipts(self, receipts: Iterable[tuple[str, str, str, str]]) -> None:
+        self._merge_rows([ReceiptRow(tx_id=t, code=c, message=m, time=when)
+                          for t, c, m, when in receipts])
 
     def receipt(self, tx_id: str) -> ReceiptRow | None:
         with self.session() as s:
@@ -376,12 +380,7 @@ class Store:
     # -- confidential checks (node-local) -----------------------------------
 
     def add_confidential_checks(self, rows: Sequence[ConfidentialCheckRow]) -> None:
-        if not rows:
-            return
-        with self.session() as s:
-            for row in rows:
-                s.merge(row)
-            s.commit()
+        self._merge_rows(rows)
 
     def confidential_check(self, tx_id: str) -> ConfidentialCheckRow | None:
         with self.session() as s:

@@ -255,3 +255,28 @@ def test_builders_refuse_a_total_that_disagrees_with_the_lines() -> None:
         lines_total({"line_items": [{"sku": "A", "description": "d", "quantity": 0,
                                      "unit_price": 5}]})
     assert bad_line.value.field == "details.line_items[0].quantity"
+
+
+def test_cli_seals_details_that_only_the_named_parties_open(demo_consortium: Any,
+                                                            tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from client.cli import app
+    from tests.conftest import PASSPHRASE
+
+    consortium, _genesis, _orgs = demo_consortium
+    details = tmp_path / "details.json"
+    details.write_text(json.dumps(DETAILS), encoding="utf-8")
+    runner = CliRunner()
+    result = runner.invoke(app, ["confidential", "seal", str(details), "--to", "buyer-lyon",
+                                 "--to", "supplier-hcm", "--genesis",
+                                 str(consortium.genesis_path)])
+    assert result.exit_code == 0, result.output
+    confidential = json.loads(result.stdout)
+    assert sorted(confidential["sealed"]) == ["buyer-lyon", "supplier-hcm"]
+    assert "AX-100" not in result.stdout
+    buyer = load_encryption_key(consortium.encryption_key_path("buyer-lyon"), PASSPHRASE)
+    assert open_sealed(confidential, "buyer-lyon", buyer) == DETAILS
+    refused = runner.invoke(app, ["confidential", "seal", str(details), "--to", "nobody-x",
+                                  "--genesis", str(consortium.genesis_path)])
+    assert refused.exit_code == 1 and "no encryption key for nobody-x" in refused.output
