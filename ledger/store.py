@@ -360,8 +360,8 @@ class Store:
 
     # -- receipts ---------------------------------------------------------
 
-    def _merge_rows(self, rows: Sequence[SQLModel]) -> None:
-        """Insert or replace node-local rows (receipts, confidential checks)."""
+    def add_receipts(self, receipts: Iterable[tuple[str, str, str, str]]) -> None:
+        rows = [ReceiptRow(tx_id=t, code=c, message=m, time=when) for t, c, m, when in receipts]
         if not rows:
             return
         with self.session() as s:
@@ -369,18 +369,25 @@ class Store:
                 s.merge(row)
             s.commit()
 
-    def add_receipts(self, receipts: Iterable[tuple[str, str, str, str]]) -> None:
-        self._merge_rows([ReceiptRow(tx_id=t, code=c, message=m, time=when)
-                          for t, c, m, when in receipts])
-
     def receipt(self, tx_id: str) -> ReceiptRow | None:
         with self.session() as s:
             return s.get(ReceiptRow, tx_id)
 
     # -- confidential checks (node-local) -----------------------------------
 
-    def add_confidential_checks(self, rows: Sequence[ConfidentialCheckRow]) -> None:
-        self._merge_rows(rows)
+    def add_confidential_checks(self, rows: Sequence[tuple[str, int, str, str, str, str]]
+                                ) -> None:
+        """Insert or replace ``(tx_id, seq, org, outcome, detail, time)`` check outcomes."""
+        if not rows:
+            return
+        m = self._mark
+        with self._write_lock, self.engine.begin() as conn:
+            conn.exec_driver_sql(
+                f"INSERT INTO confidential_check (tx_id, seq, org, outcome, detail, time) "
+                f"VALUES ({m}, {m}, {m}, {m}, {m}, {m}) ON CONFLICT (tx_id) DO UPDATE SET "
+                "seq = excluded.seq, org = excluded.org, outcome = excluded.outcome, "
+                "detail = excluded.detail, time = excluded.time",
+                list(rows))
 
     def confidential_check(self, tx_id: str) -> ConfidentialCheckRow | None:
         with self.session() as s:

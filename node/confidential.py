@@ -21,7 +21,7 @@ from ledger.contracts.trade import CONFIDENTIAL_TYPES
 from ledger.encoding import loads
 from ledger.errors import Conflict
 from ledger.keys import EncryptionKey
-from ledger.store import ConfidentialCheckRow, Store, StoredTx
+from ledger.store import Store, StoredTx
 from ledger.timefmt import format_time
 
 log = logging.getLogger("tradeledger.node.confidential")
@@ -42,10 +42,12 @@ class ConfidentialChecker:
         self.org = org
         self.key = key
 
-    def check(self, txs: Iterable[StoredTx], *, now: datetime) -> list[ConfidentialCheckRow]:
-        """Check every transaction of ``txs`` that carries sealed details; store the rows."""
+    def check(self, txs: Iterable[StoredTx], *, now: datetime
+              ) -> list[tuple[str, int, str, str, str, str]]:
+        """Check every transaction of ``txs`` that carries sealed details; store the rows
+        ``(tx_id, seq, org, outcome, detail, time)``."""
         when = format_time(now)
-        rows: list[ConfidentialCheckRow] = []
+        rows: list[tuple[str, int, str, str, str, str]] = []
         for tx in txs:
             if tx.type not in CONFIDENTIAL_TYPES:
                 continue
@@ -57,9 +59,7 @@ class ConfidentialChecker:
             if result.outcome in ("mismatch", "unreadable"):
                 log.warning("tx %s (%s): the sealed details for %s do not check: %s",
                             tx.tx_id, tx.type, self.org, result.detail)
-            rows.append(ConfidentialCheckRow(tx_id=tx.tx_id, seq=tx.seq, org=self.org,
-                                             outcome=result.outcome, detail=result.detail,
-                                             time=when))
+            rows.append((tx.tx_id, tx.seq, self.org, result.outcome, result.detail, when))
         self.store.add_confidential_checks(rows)
         return rows
 
