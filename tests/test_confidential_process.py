@@ -7,18 +7,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from client.confidential import encryption_keys, seal, sealed_order
 from client.sdk import Client, TxBuilder
 from ledger.keys import load_key
 from tests.harness.ports import free_port
+from tests.harness.process import ServiceProcess
 
 pytestmark = pytest.mark.slow
 
@@ -38,11 +37,16 @@ LINES = {"line_items": [{"sku": "S1-VALVE", "description": "Brass ball valve DN2
                          "quantity": 120, "unit": "EA", "unit_price": 1_375}]}
 
 
-def _cli(args: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+def _env() -> dict[str, str]:
     env = {**os.environ, "TRADELEDGER_PASSPHRASE": PASSPHRASE, "PYTHONPATH": str(ROOT)}
     env.pop("DATABASE_URL", None)
-    return subprocess.run([*CLI, *args], env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, **kw)
+    env.pop("TRADELEDGER_ENCRYPTION_KEY", None)
+    return env
+
+
+def _cli(args: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], env=_env(), cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, **kw)
 
 
 @pytest.fixture
@@ -51,33 +55,17 @@ def supplier_node(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     home = tmp_path / "consortium"
     made = _cli(["init", str(tmp_path / "consortium.yaml"), "--out", str(home)])
     assert made.returncode == 0, made.stderr
-    port = free_port()
-    env = {**os.environ, "TRADELEDGER_PASSPHRASE": PASSPHRASE, "PYTHONPATH": str(ROOT),
-           "TRADELEDGER_ENCRYPTION_KEY": str(home / "keys/supplier-one/encryption.key")}
-    env.pop("DATABASE_URL", None)
-    with open(tmp_path / "node.log", "wb") as log:
-        proc = subprocess.Popen(
-            [*CLI, "node", "run", "--data", str(tmp_path / "data"),
-             "--genesis", str(home / "genesis.json"),
-             "--node-key", str(home / "keys/supplier-one/node.key"),
-             "--org", "supplier-one", "--port", str(port)],
-            env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, (tmp_path / "node.log").read_text()
-            assert time.monotonic() < deadline, "the node did not become ready"
-            time.sleep(0.2)
+    base = f"http://127.0.0.1:{free_port()}"
+    node = ServiceProcess(
+        [*CLI, "node", "run", "--data", str(tmp_path / "data"),
+         "--genesis", str(home / "genesis.json"),
+         "--node-key", str(home / "keys/supplier-one/node.key"),
+         "--org", "supplier-one", "--port", base.rsplit(":", 1)[1]],
+        ready_url=f"{base}/ready", cwd=ROOT, log_path=tmp_path / "node.log", ready_timeout=60,
+        env={**_env(), "TRADELEDGER_ENCRYPTION_KEY":
+             str(home / "keys/supplier-one/encryption.key")}, inherit_env=False)
+    with node:
         yield base, home
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_party_node_process_checks_and_the_cli_opens(supplier_node: tuple[str, Path]) -> None:
