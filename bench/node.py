@@ -29,10 +29,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 
 from bench.common import PASSPHRASE, consortium, raw_verify_rate, report
+from client.sdk import RequestSigner
 from ledger.keys import SigningKey
 from ledger.tx import SignedTx, make_body, sign_tx
 
 TIME_LIMIT = 300.0  # every loop below stops by this many seconds
+
+
+# Requests are signed as a platform member (specs/api.md#signed-requests).
+SIGNER: httpx.Auth | None = None
+
+
+def _http(base: str, timeout: float) -> httpx.Client:
+    return httpx.Client(base_url=base, timeout=timeout, auth=SIGNER)
 
 
 def free_port() -> int:
@@ -73,7 +82,7 @@ def run_single(base: str, txs: list[SignedTx], threads: int) -> float:
     errors: list[str] = []
 
     def worker(chunk: list[SignedTx]) -> None:
-        with httpx.Client(base_url=base, timeout=30) as client:
+        with _http(base, 30) as client:
             for tx in chunk:
                 r = client.post("/v1/tx", json=tx.to_wire())
                 if r.status_code >= 400:
@@ -87,7 +96,7 @@ def run_single(base: str, txs: list[SignedTx], threads: int) -> float:
         t.join(timeout=TIME_LIMIT)
     if errors:
         raise RuntimeError(errors[0])
-    with httpx.Client(base_url=base, timeout=30) as client:
+    with _http(base, 30) as client:
         end = wait_committed(client, txs[-1].tx_id_hex, start + TIME_LIMIT)
         for tx in txs[:: max(1, len(txs) // 50)]:
             wait_committed(client, tx.tx_id_hex, start + TIME_LIMIT)
@@ -101,7 +110,7 @@ def run_batches(base: str, txs: list[SignedTx], batch: int, threads: int,
     errors: list[str] = []
 
     def worker(lane: list[list[SignedTx]]) -> None:
-        with httpx.Client(base_url=base, timeout=60) as client:
+        with _http(base, 60) as client:
             for chunk in lane:
                 r = client.post("/v1/tx/batch",
                                 json={"transactions": [t.to_wire() for t in chunk]})
@@ -111,7 +120,7 @@ def run_batches(base: str, txs: list[SignedTx], batch: int, threads: int,
 
     def sampler() -> None:
         # One probe transaction at a time under the load: submit-to-commit latency.
-        with httpx.Client(base_url=base, timeout=30) as client:
+        with _http(base, 30) as client:
             for tx in probes:
                 t0 = time.monotonic()
                 client.post("/v1/tx", json=tx.to_wire())
@@ -129,7 +138,7 @@ def run_batches(base: str, txs: list[SignedTx], batch: int, threads: int,
         t.join(timeout=TIME_LIMIT)
     if errors:
         raise RuntimeError(errors[0])
-    with httpx.Client(base_url=base, timeout=30) as client:
+    with _http(base, 30) as client:
         end = wait_committed(client, txs[-1].tx_id_hex, start + TIME_LIMIT)
         for tx in txs[:: max(1, len(txs) // 50)]:
             wait_committed(client, tx.tx_id_hex, start + TIME_LIMIT)
@@ -151,6 +160,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         c, genesis, keys = consortium(root / "consortium")
+        global SIGNER
+        SIGNER = RequestSigner(keys["platform"]["admin"], chain_id=genesis.chain_id)
         single_txs = make_txs(genesis, keys, n_single, "single")
         batch_txs = make_txs(genesis, keys, n_batch, "batch")
         probes.extend(make_txs(genesis, keys, 400, "probe"))

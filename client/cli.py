@@ -29,11 +29,13 @@ keys_app = typer.Typer(help="Create and inspect keys.", no_args_is_help=True)
 node_app = typer.Typer(help="Run a node.", no_args_is_help=True)
 tx_app = typer.Typer(help="Submit and show transactions.", no_args_is_help=True)
 proof_app = typer.Typer(help="Fetch and verify proof bundles.", no_args_is_help=True)
+explorer_app = typer.Typer(help="Open the node's block explorer.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(node_app, name="node")
 app.add_typer(tx_app, name="tx")
 app.add_typer(proof_app, name="proof")
 app.add_typer(cli_confidential.app, name="confidential")
+app.add_typer(explorer_app, name="explorer")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -41,6 +43,19 @@ err = Console(stderr=True, soft_wrap=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for programs.")]
 NodeOpt = Annotated[str, typer.Option("--node", envvar="TRADELEDGER_NODE",
                                       help="Base URL of the node.")]
+ReaderKeyOpt = Annotated[Path, typer.Option(
+    "--key", envvar="TRADELEDGER_KEY",
+    help="Your member key file: the node signs you in with it and shows what your "
+         "organisation may read.")]
+
+
+def _member_key(path: Path) -> Any:
+    from ledger.keys import load_key
+
+    try:
+        return load_key(path, _passphrase())
+    except LedgerError as exc:
+        raise _fail(exc.message) from exc
 
 
 def _passphrase(confirm: bool = False) -> str:
@@ -180,8 +195,8 @@ def tx_submit(
         cosigners = [load_key(p, passphrase) for p in cosign or []]
     except LedgerError as exc:
         raise _fail(exc.message) from exc
-    with Client(node) as client:
-        chain = chain_id or json.loads(client.fetch_genesis())["header"]["chain_id"]
+    with Client(node, key=author, chain_id=chain_id or None) as client:
+        chain = client.chain_id
         try:
             tx = TxBuilder(author, chain_id=chain).build(tx_type, body, cosigners=cosigners)
             result = client.submit(tx)
@@ -198,12 +213,12 @@ def tx_submit(
 
 
 @tx_app.command("show")
-def tx_show(tx_id: str, node: NodeOpt = "http://127.0.0.1:8700", as_json: JsonOpt = False
-            ) -> None:
+def tx_show(tx_id: str, key: ReaderKeyOpt, node: NodeOpt = "http://127.0.0.1:8700",
+            as_json: JsonOpt = False) -> None:
     """Show a transaction's status and, once committed, its content."""
     from client.sdk import Client, NodeError
 
-    with Client(node) as client:
+    with Client(node, key=_member_key(key)) as client:
         try:
             result = client.tx(tx_id)
         except NodeError as exc:
@@ -218,13 +233,32 @@ def tx_show(tx_id: str, node: NodeOpt = "http://127.0.0.1:8700", as_json: JsonOp
 # -- proofs -------------------------------------------------------------------------
 
 
+@tx_app.command("list")
+def tx_list(key: ReaderKeyOpt, node: NodeOpt = "http://127.0.0.1:8700",
+            tx_type: Annotated[str | None, typer.Option("--type")] = None,
+            limit: int = 50, as_json: JsonOpt = False) -> None:
+    """List, newest first, the records your organisation is a party to and public ones."""
+    from client.sdk import Client, NodeError
+
+    with Client(node, key=_member_key(key)) as client:
+        try:
+            result = client.records(limit=limit, tx_type=tx_type)
+        except NodeError as exc:
+            raise _fail(str(exc)) from exc
+    table = Table("seq", "height", "type", "tx id")
+    for r in result["records"]:
+        table.add_row(str(r["seq"]), str(r["height"]), r["type"], r["tx_id"])
+    _emit(result, as_json, table)
+
+
 @proof_app.command("get")
-def proof_get(tx_id: str, output: Annotated[Path | None, typer.Option("--out")] = None,
+def proof_get(tx_id: str, key: ReaderKeyOpt,
+              output: Annotated[Path | None, typer.Option("--out")] = None,
               node: NodeOpt = "http://127.0.0.1:8700") -> None:
     """Fetch a transaction's proof bundle (JSON) to a file or stdout."""
     from client.sdk import Client, NodeError
 
-    with Client(node) as client:
+    with Client(node, key=_member_key(key)) as client:
         try:
             bundle = client.proof(tx_id)
         except NodeError as exc:
@@ -271,6 +305,29 @@ def proof_verify(
     detail = ", ".join(f"{k}={v}" for k, v in result.items() if k not in ("valid", "kind"))
     table.add_row("[green]yes[/green]", result["kind"], detail)
     _emit(result, as_json, table)
+
+
+# -- explorer -----------------------------------------------------------------------
+
+
+@explorer_app.command("login")
+def explorer_login(key: ReaderKeyOpt, node: NodeOpt = "http://127.0.0.1:8700",
+                   as_json: JsonOpt = False) -> None:
+    """Print a one-time link (valid two minutes) that opens the explorer as your
+    organisation."""
+    import httpx
+
+    from client.sdk import Client, NodeError
+
+    with Client(node, key=_member_key(key)) as client:
+        try:
+            url = client.explorer_login_url()
+        except (NodeError, httpx.HTTPError) as exc:
+            raise _fail(str(exc)) from exc
+    if as_json:
+        _emit({"url": url}, True)
+    else:
+        out.print(url)
 
 
 # -- audit --------------------------------------------------------------------------

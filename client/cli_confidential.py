@@ -25,6 +25,9 @@ err = Console(stderr=True, soft_wrap=True)
 NodeOpt = Annotated[str, typer.Option("--node", envvar="TRADELEDGER_NODE",
                                       help="Base URL of the node.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for programs.")]
+MemberKeyOpt = Annotated[Path, typer.Option(
+    "--key", envvar="TRADELEDGER_KEY",
+    help="Your member key file: the node reads records to you by it.")]
 
 
 def _fail(message: str) -> typer.Exit:
@@ -60,19 +63,21 @@ def seal_cmd(
 def open_cmd(
     tx_id: str,
     org: Annotated[str, typer.Option(help="Your organisation.")],
-    key: Annotated[Path, typer.Option(help="Your organisation's encryption key file.")],
+    encryption_key: Annotated[Path, typer.Option(
+        "--encryption-key", help="Your organisation's encryption key file.")],
+    key: MemberKeyOpt,
     node: NodeOpt = "http://127.0.0.1:8700",
     as_json: JsonOpt = False,
 ) -> None:
     """Fetch a committed order or invoice, open your copy and check its commitment."""
-    from client.cli import _passphrase
+    from client.cli import _member_key, _passphrase
     from client.confidential import open_record
     from client.sdk import Client, NodeError
     from ledger.keys import load_encryption_key
 
     try:
-        secret = load_encryption_key(key, _passphrase())
-        with Client(node) as client:
+        secret = load_encryption_key(encryption_key, _passphrase())
+        with Client(node, key=_member_key(key)) as client:
             details = open_record(client.tx(tx_id), org, secret)
     except NodeError as exc:
         raise _fail(str(exc)) from exc
@@ -93,12 +98,13 @@ def open_cmd(
 
 
 @app.command("check")
-def check_cmd(tx_id: str, node: NodeOpt = "http://127.0.0.1:8700",
+def check_cmd(tx_id: str, key: MemberKeyOpt, node: NodeOpt = "http://127.0.0.1:8700",
               as_json: JsonOpt = False) -> None:
     """Show the node's check of its organisation's sealed copy. Exit 1 on a mismatch."""
+    from client.cli import _member_key
     from client.sdk import Client, NodeError
 
-    with Client(node) as client:
+    with Client(node, key=_member_key(key)) as client:
         try:
             result = client.confidential(tx_id)
         except NodeError as exc:

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ledger.access import Unauthenticated
 from ledger.errors import (
     Conflict,
     LedgerError,
@@ -27,6 +28,7 @@ from ledger.errors import (
 PROBLEM = "application/problem+json"
 
 STATUS: list[tuple[type[LedgerError], int]] = [
+    (Unauthenticated, 401),
     (MalformedRecord, 400),
     (VerificationError, 400),
     (PermissionDenied, 403),

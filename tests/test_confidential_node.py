@@ -29,7 +29,7 @@ from client.confidential import (
     sealed_order,
 )
 from client.consortium import init_consortium
-from client.sdk import Client, TxBuilder
+from client.sdk import Client, NodeError, TxBuilder
 from ledger.audit import audit, rebuild_derived
 from ledger.block import sign_checkpoint
 from ledger.errors import Conflict
@@ -210,36 +210,50 @@ def test_a_non_party_node_stores_only_ciphertext_of_the_competitors_details(
     assert {"tx", "state"} <= visible[sealed["commitment"].encode()]
     assert len(visible) == 4
 
-    # The parties open their copies through the non-party's API.
+    # The parties open their copies through the non-party's API, each signed in with
+    # its own member key.
     with TestClient(create_app(platform, start_orderer=False)) as http:
-        client = Client(http=http, genesis=market.genesis.to_bytes())
-        for tx, details, parties in ((north_order, NORTH_LINES, ("buyer-east", "supplier-north")),
-                                     (south_invoice, SOUTH_LINES, ("buyer-east", "supplier-south")),
-                                     (west_order, SOUTH_WEST_LINES, ("buyer-west", "supplier-south"))):
-            status = client.tx(tx.tx_id_hex)
+        def as_member(org: str) -> Client:
+            return Client(http=http, genesis=market.genesis.to_bytes(), key=market.member[org])
+
+        for tx, details, parties in (
+                (north_order, NORTH_LINES, ("buyer-east", "supplier-north")),
+                (south_invoice, SOUTH_LINES, ("buyer-east", "supplier-south")),
+                (west_order, SOUTH_WEST_LINES, ("buyer-west", "supplier-south"))):
             for org in parties:
+                status = as_member(org).tx(tx.tx_id_hex)
                 assert open_record(status, org, market.secret[org]) == details
-        # The competitor cannot: no copy is sealed to it, and its key opens none.
+        # The competitor cannot: the node does not show it the record, no copy is
+        # sealed to it, and its key opens none.
+        with pytest.raises(NodeError) as hidden:
+            as_member("supplier-north").tx(south_order.tx_id_hex)
+        assert hidden.value.status == 404
+        seen_by_buyer = as_member("buyer-east").tx(south_order.tx_id_hex)
         with pytest.raises(ConfidentialError) as refused:
-            open_record(client.tx(south_order.tx_id_hex), "supplier-north",
-                        market.secret["supplier-north"])
+            open_record(seen_by_buyer, "supplier-north", market.secret["supplier-north"])
         assert refused.value.code == "not_addressed"
         with pytest.raises(ConfidentialError) as foreign:
-            open_record(client.tx(south_order.tx_id_hex), "buyer-east",
-                        market.secret["supplier-north"])
+            open_record(seen_by_buyer, "buyer-east", market.secret["supplier-north"])
         assert foreign.value.code == "unreadable"
         # The platform's node is addressed by nothing.
-        assert client.confidential(north_order.tx_id_hex)["checked_by_node"] == "not_addressed"
+        check = as_member("buyer-east").confidential(north_order.tx_id_hex)
+        assert (check["org"], check["checked_by_node"]) == ("platform", "not_addressed")
 
     # The north's node verified its own copies and was sent none of the south's.
     with TestClient(create_app(north, start_orderer=False)) as http:
-        client = Client(http=http)
-        for tx, outcome in ((north_order, "verified"), (north_invoice, "verified"),
-                            (south_order, "not_addressed"), (south_invoice, "not_addressed"),
-                            (west_order, "not_addressed")):
-            check = client.confidential(tx.tx_id_hex)
-            assert check["checked_by_node"] == outcome, check
-            assert check["org"] == "supplier-north"
+        for tx, outcome, reader in (
+                (north_order, "verified", "supplier-north"),
+                (north_invoice, "verified", "supplier-north"),
+                (south_order, "not_addressed", "buyer-east"),
+                (south_invoice, "not_addressed", "buyer-east"),
+                (west_order, "not_addressed", "buyer-west")):
+            check = Client(http=http, key=market.member[reader]).confidential(tx.tx_id_hex)
+            assert (check["org"], check["checked_by_node"]) == ("supplier-north", outcome)
+            assert north.store.confidential_check(tx.tx_id_hex).outcome == outcome
+        with pytest.raises(NodeError) as hidden:  # the north's members see none of that
+            Client(http=http, key=market.member["supplier-north"]).confidential(
+                south_order.tx_id_hex)
+        assert hidden.value.status == 404
 
     # Control: text that IS written in the clear is found by the same scan.
     control = market.builder("buyer-east").build("trade.dispute_open", {
@@ -292,21 +306,28 @@ def test_a_party_node_flags_a_mismatching_commitment(
     assert not any(good.tx_id_hex in m for m in flagged)
 
     with TestClient(create_app(north, start_orderer=False)) as http:
+        client = Client(http=http, key=market.member["supplier-north"])
+
         def check(tx: SignedTx) -> dict[str, Any]:
-            response = http.get(f"/v1/tx/{tx.tx_id_hex}/confidential")
-            assert response.status_code == 200, response.text
-            body: dict[str, Any] = response.json()
-            return body
+            return client.confidential(tx.tx_id_hex)
 
         assert check(good)["checked_by_node"] == "verified"
         found = check(mismatch)
         assert found["checked_by_node"] == "mismatch"
         assert "not to the committed" in found["detail"] and found["checked_at"]
         assert check(tampered)["checked_by_node"] == "unreadable"
-        none = http.get(f"/v1/tx/{plain.tx_id_hex}/confidential")
-        assert none.status_code == 404 and none.json()["code"] == "no_confidential_details"
-        assert http.get("/v1/tx/xyz/confidential").status_code == 400
-        assert http.get(f"/v1/tx/{'0' * 64}/confidential").status_code == 404
+        for tx_id, status, code in ((plain.tx_id_hex, 404, "no_confidential_details"),
+                                    ("xyz", 400, "malformed"),
+                                    ("0" * 64, 404, "unknown_tx")):
+            with pytest.raises(NodeError) as refused:
+                client.confidential(tx_id)
+            assert (refused.value.status, refused.value.code) == (status, code)
+        # A non-party gets the answer of an unknown id; an anonymous caller, 401.
+        with pytest.raises(NodeError) as hidden:
+            Client(http=http, key=market.member["supplier-south"]).confidential(
+                mismatch.tx_id_hex)
+        assert (hidden.value.status, hidden.value.code) == (404, "unknown_tx")
+        assert http.get(f"/v1/tx/{good.tx_id_hex}/confidential").status_code == 401
 
     # The outcomes are node-local: the audit is clean and a rebuild leaves them alone.
     assert audit(north.store, workers=1).ok
@@ -322,8 +343,8 @@ def test_a_node_checks_on_start_what_it_committed_without_its_key(
     order = market.order("PO-K", "buyer-west", "supplier-south", SOUTH_WEST_LINES)
     _commit([south], [order], market)
     with TestClient(create_app(south, start_orderer=False)) as http:
-        assert http.get(f"/v1/tx/{order.tx_id_hex}/confidential").json()[
-            "checked_by_node"] == "unchecked"
+        client = Client(http=http, key=market.member["supplier-south"])
+        assert client.confidential(order.tx_id_hex)["checked_by_node"] == "unchecked"
     south.store.close()
     with pytest.raises(Conflict) as wrong:
         market.node(url, "supplier-south", key=market.secret["supplier-north"])

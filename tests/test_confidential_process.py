@@ -83,21 +83,29 @@ def test_party_node_process_checks_and_the_cli_opens(supplier_node: tuple[str, P
     lying_payload["confidential"]["commitment"] = seal(
         {"line_items": []}, {"buyer-one": keys["buyer-one"]})["commitment"]
     lying = chain.build("trade.order", lying_payload, cosigners=[seller])
-    with Client(base) as client:
+    with Client(base, key=buyer) as client:
         for tx in (honest, lying):
             client.submit(tx)
             assert client.wait(tx.tx_id_hex)["status"] == "committed"
 
-    checked = _cli(["confidential", "check", honest.tx_id_hex, "--node", base, "--json"])
+    supplier_key = str(home / "keys/supplier-one/member1.key")
+    checked = _cli(["confidential", "check", honest.tx_id_hex, "--key", supplier_key,
+                    "--node", base, "--json"])
     assert checked.returncode == 0, checked.stderr
     assert '"checked_by_node": "verified"' in checked.stdout
-    flagged = _cli(["confidential", "check", lying.tx_id_hex, "--node", base, "--json"])
+    flagged = _cli(["confidential", "check", lying.tx_id_hex, "--key", supplier_key,
+                    "--node", base, "--json"])
     assert flagged.returncode == 1 and '"checked_by_node": "mismatch"' in flagged.stdout
 
-    opened = _cli(["confidential", "open", honest.tx_id_hex, "--org", "buyer-one", "--key",
-                   str(home / "keys/buyer-one/encryption.key"), "--node", base, "--json"])
+    opened = _cli(["confidential", "open", honest.tx_id_hex, "--org", "buyer-one",
+                   "--key", str(home / "keys/buyer-one/member1.key"),
+                   "--encryption-key", str(home / "keys/buyer-one/encryption.key"),
+                   "--node", base, "--json"])
     assert opened.returncode == 0, opened.stderr
     assert "Brass ball valve DN25" in opened.stdout and "1375" in opened.stdout
-    outsider = _cli(["confidential", "open", honest.tx_id_hex, "--org", "platform", "--key",
-                     str(home / "keys/platform/encryption.key"), "--node", base])
-    assert outsider.returncode == 1 and "no copy is sealed to platform" in outsider.stderr
+    # The platform is no party: the node does not even show it the record.
+    outsider = _cli(["confidential", "open", honest.tx_id_hex, "--org", "platform",
+                     "--key", str(home / "keys/platform/member1.key"),
+                     "--encryption-key", str(home / "keys/platform/encryption.key"),
+                     "--node", base])
+    assert outsider.returncode == 1 and "unknown_tx" in outsider.stderr

@@ -617,13 +617,13 @@ def build_chain(genesis: Genesis, txs: Sequence[SignedTx]) -> dict[str, Any]:
                 headers.append(header)
                 if number == 2:
                     bundles["inclusion-invoice-against-height-2"] = node.inclusion_bundle(
-                        txs[2].tx_id_hex)
+                        txs[2].tx_id_hex, reader="buyer-lyon")
             bundles["inclusion-order-against-height-3"] = node.inclusion_bundle(
-                txs[1].tx_id_hex)
+                txs[1].tx_id_hex, reader="buyer-lyon")
             bundles["inclusion-genesis-tx-against-height-3"] = node.inclusion_bundle(
-                genesis.tx.tx_id_hex)
+                genesis.tx.tx_id_hex, reader="buyer-lyon")
             bundles["inclusion-last-leaf-against-height-3"] = node.inclusion_bundle(
-                txs[4].tx_id_hex)
+                txs[4].tx_id_hex, reader="buyer-lyon")
             consistency = {old: node.consistency_bundle(old) for old in (1, 3, 4, 6)}
             certificates = [store.certificate(h.height) for h in headers[1:]]
         finally:
