@@ -7,20 +7,35 @@ programs. Passphrases come from ``TRADELEDGER_PASSPHRASE`` or a prompt.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from client import cli_confidential
+from client import cli_confidential, cli_ratings
+from client.cli_common import (
+    JsonOpt,
+    NodeOpt,
+    ReaderKeyOpt,
+    _emit,
+    _fail,
+    _member_key,
+    _passphrase,
+    err,
+    out,
+)
 from client.consortium import init_consortium, read_description
-from client.verify import BundleError, verify_consistency_bundle, verify_inclusion_bundle
+from client.verify import (
+    ATTESTATION_VERSION,
+    BundleError,
+    verify_consistency_bundle,
+    verify_inclusion_bundle,
+    verify_rating_attestation,
+)
 from ledger.errors import LedgerError
 
 app = typer.Typer(help="TradeLedger: a permissioned ledger for trade finance and traceability.",
@@ -37,44 +52,6 @@ app.add_typer(proof_app, name="proof")
 app.add_typer(cli_confidential.app, name="confidential")
 app.add_typer(explorer_app, name="explorer")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for programs.")]
-NodeOpt = Annotated[str, typer.Option("--node", envvar="TRADELEDGER_NODE",
-                                      help="Base URL of the node.")]
-ReaderKeyOpt = Annotated[Path, typer.Option(
-    "--key", envvar="TRADELEDGER_KEY",
-    help="Your member key file: the node signs you in with it and shows what your "
-         "organisation may read.")]
-
-
-def _member_key(path: Path) -> Any:
-    from ledger.keys import load_key
-
-    try:
-        return load_key(path, _passphrase())
-    except LedgerError as exc:
-        raise _fail(exc.message) from exc
-
-
-def _passphrase(confirm: bool = False) -> str:
-    value = os.environ.get("TRADELEDGER_PASSPHRASE")
-    if value is not None:
-        return value
-    return str(typer.prompt("Passphrase", hide_input=True, confirmation_prompt=confirm))
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
-    return typer.Exit(code)
-
-
-def _emit(data: Any, as_json: bool, table: Table | None = None) -> None:
-    if as_json or table is None:
-        sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    else:
-        out.print(table)
 
 
 # -- keys ---------------------------------------------------------------------
@@ -277,10 +254,15 @@ def proof_verify(
     genesis: Annotated[Path, typer.Option(help="The genesis file you trust.")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Verify a proof bundle offline against a genesis file. Exit 1 if it fails."""
+    """Verify a proof bundle or a rating attestation offline against a genesis file.
+    Exit 1 if it fails."""
     try:
-        bundle = json.loads(bundle_file.read_bytes())
+        raw = bundle_file.read_bytes()
+        bundle = json.loads(raw)
         anchor_bytes = genesis.read_bytes()
+        if isinstance(bundle, dict) and bundle.get("version") == ATTESTATION_VERSION:
+            cli_ratings.emit_verified(verify_rating_attestation(anchor_bytes, raw), as_json)
+            return
         if isinstance(bundle, dict) and bundle.get("kind") == "consistency":
             verify_consistency_bundle(anchor_bytes, bundle)
             result: dict[str, Any] = {"valid": True, "kind": "consistency",
@@ -400,6 +382,9 @@ def demo(
     from client.demo import run_demo
 
     run_demo(data, port=port, serve=not seed_only, console=out)
+
+
+cli_ratings.install(app)
 
 
 def main() -> None:  # pragma: no cover - console entry point

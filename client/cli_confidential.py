@@ -9,34 +9,25 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from client.cli_common import (
+    JsonOpt,
+    NodeOpt,
+    ReaderKeyOpt,
+    _emit,
+    _fail,
+    _member_key,
+    _passphrase,
+    out,
+)
 from ledger.errors import LedgerError
 
 app = typer.Typer(help="Seal and open the confidential details of orders and invoices.",
                   no_args_is_help=True)
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
-NodeOpt = Annotated[str, typer.Option("--node", envvar="TRADELEDGER_NODE",
-                                      help="Base URL of the node.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for programs.")]
-MemberKeyOpt = Annotated[Path, typer.Option(
-    "--key", envvar="TRADELEDGER_KEY",
-    help="Your member key file: the node reads records to you by it.")]
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
-    return typer.Exit(1)
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
 @app.command("seal")
@@ -54,7 +45,7 @@ def seal_cmd(
         missing = [org for org in to if org not in keys]
         if missing:
             raise _fail(f"the genesis file has no encryption key for {', '.join(missing)}")
-        _print_json(seal(json.loads(text), {org: keys[org] for org in to}))
+        _emit(seal(json.loads(text), {org: keys[org] for org in to}), True)
     except (LedgerError, ValueError, OSError) as exc:
         raise _fail(getattr(exc, "message", str(exc))) from exc
 
@@ -65,12 +56,11 @@ def open_cmd(
     org: Annotated[str, typer.Option(help="Your organisation.")],
     encryption_key: Annotated[Path, typer.Option(
         "--encryption-key", help="Your organisation's encryption key file.")],
-    key: MemberKeyOpt,
+    key: ReaderKeyOpt,
     node: NodeOpt = "http://127.0.0.1:8700",
     as_json: JsonOpt = False,
 ) -> None:
     """Fetch a committed order or invoice, open your copy and check its commitment."""
-    from client.cli import _member_key, _passphrase
     from client.confidential import open_record
     from client.sdk import Client, NodeError
     from ledger.keys import load_encryption_key
@@ -85,7 +75,7 @@ def open_cmd(
         raise _fail(exc.message) from exc
     lines = details.get("line_items")
     if as_json or not isinstance(lines, list):
-        _print_json(details)
+        _emit(details, True)
         return
     table = Table("sku", "description", "quantity", "unit", "unit price", title=tx_id)
     for line in lines:
@@ -98,10 +88,9 @@ def open_cmd(
 
 
 @app.command("check")
-def check_cmd(tx_id: str, key: MemberKeyOpt, node: NodeOpt = "http://127.0.0.1:8700",
+def check_cmd(tx_id: str, key: ReaderKeyOpt, node: NodeOpt = "http://127.0.0.1:8700",
               as_json: JsonOpt = False) -> None:
     """Show the node's check of its organisation's sealed copy. Exit 1 on a mismatch."""
-    from client.cli import _member_key
     from client.sdk import Client, NodeError
 
     with Client(node, key=_member_key(key)) as client:
@@ -110,7 +99,7 @@ def check_cmd(tx_id: str, key: MemberKeyOpt, node: NodeOpt = "http://127.0.0.1:8
         except NodeError as exc:
             raise _fail(str(exc)) from exc
     if as_json:
-        _print_json(result)
+        _emit(result, True)
     else:
         table = Table("tx id", "org", "checked by node", "sealed to", "detail")
         table.add_row(result["tx_id"], result["org"], result["checked_by_node"],

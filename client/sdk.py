@@ -24,9 +24,11 @@ import httpx
 
 from client.verify import (
     BundleError,
+    VerifiedRating,
     VerifiedRecord,
     verify_consistency_bundle,
     verify_inclusion_bundle,
+    verify_rating_attestation,
 )
 from ledger.access import session_token, sign_request
 from ledger.keys import SigningKey
@@ -248,6 +250,23 @@ class Client:
         if self.genesis is None:
             raise BundleError("no genesis file given: nothing to verify against")
         return verify_inclusion_bundle(self.genesis, self.proof(tx_id))
+
+    def rating(self, buyer: str) -> dict[str, Any]:
+        """The buyer's payment index as of the node's head (specs/ratings.md#api)."""
+        result: dict[str, Any] = self.get(f"/v1/ratings/{buyer}")
+        return result
+
+    def rating_attestation(self, buyer: str) -> bytes:
+        """The signed attestation of the buyer's rating, as the exact bytes to keep."""
+        response = self.http.get(f"/v1/ratings/{buyer}/attestation", auth=self._auth())
+        _raise_for(response)
+        return response.content
+
+    def verified_rating(self, buyer: str) -> VerifiedRating:
+        """Fetch a rating attestation and verify it offline against the genesis file."""
+        if self.genesis is None:
+            raise BundleError("no genesis file given: nothing to verify against")
+        return verify_rating_attestation(self.genesis, self.rating_attestation(buyer))
 
     def verify_extends(self, old_size: int, old_root: bytes) -> None:
         """Check that the node's certified log extends the one you saw."""

@@ -14,11 +14,11 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from ledger import merkle
 from ledger.block import BlockHeader, Certificate, sign_checkpoint
@@ -35,13 +35,14 @@ from ledger.errors import (
 )
 from ledger.executor import GENESIS_TYPE, MAX_CLOCK_SKEW, VerifiedSignatures
 from ledger.keys import Domain, EncryptionKey, SigningKey, is_valid, verify
-from ledger.state import CachedState
+from ledger.state import CachedState, StateReader
 from ledger.store import Store, StoredTx, StoreNodes
 from ledger.timefmt import format_time
 from ledger.tx import SignedTx
 from node.confidential import ConfidentialChecker
 
 log = logging.getLogger("tradeledger.node")
+T = TypeVar("T")
 
 BUNDLE_VERSION = "tradeledger-proof/1"
 # GIL switch interval while the orderer runs (seconds).
@@ -121,6 +122,9 @@ class LedgerNode:
         self._thread: threading.Thread | None = None
         self._nodes = StoreNodes(store)
         self._state = CachedState(store)
+        # Odd while a block's state and head are being committed (a seqlock):
+        # :meth:`read_at_head` retries a read that overlapped a commit.
+        self._commit_seq = 0
         self.head: BlockHeader
         self.confidential: ConfidentialChecker | None = None
         self._open()
@@ -340,8 +344,11 @@ class LedgerNode:
                                 verified=self._verified)
             if built.accepted:
                 sig = sign_checkpoint(built.header, self.node_key, self.node_org)
+                self._commit_seq += 1
                 self.store.commit_block(built, [sig])
         except BaseException:
+            if self._commit_seq & 1:
+                self._commit_seq += 1
             self._nodes.discard_pending()
             self._tree = merkle.MerkleTree(self._nodes, self.head.log_size)
             with self._lock:  # put the batch back, in order, for the next attempt
@@ -354,6 +361,7 @@ class LedgerNode:
         if built.accepted:
             self._state.committed(built.state_writes)
             self.head = built.header
+            self._commit_seq += 1
             self._check_confidential(built.header, [a.tx for a in built.accepted])
         when = format_time(self.clock.now())
         self.store.add_receipts((r.tx.tx_id_hex, r.error.code, r.error.message, when,
@@ -478,6 +486,30 @@ class LedgerNode:
         if missing_ok:
             return None
         raise NotFound(f"no transaction {tx_id} is known to this node", code="unknown_tx")
+
+    def read_at_head(self, read: Callable[[StateReader, BlockHeader], T]) -> T:
+        """``read(state, head)`` over the state of exactly ``head``.
+
+        A read that overlapped a block commit (the state may already hold the
+        next block while ``head`` does not) is retried; reads never block the
+        orderer. Errors of a clean read are raised as they are.
+        """
+        for _attempt in range(200):
+            seq = self._commit_seq
+            if seq & 1:
+                time.sleep(0.001)
+                continue
+            head = self.head
+            try:
+                out = read(self._state, head)
+            except LedgerError:
+                if self._commit_seq != seq:
+                    continue
+                raise
+            if self._commit_seq == seq:
+                return out
+        raise Conflict("the node is committing blocks faster than this read completes; "
+                       "retry", code="busy")
 
     def certified_head(self) -> tuple[BlockHeader, Certificate]:
         head = self.head

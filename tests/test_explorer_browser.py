@@ -10,18 +10,13 @@ from __future__ import annotations
 import copy
 import json
 import os
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from client.consortium import DEMO_DESCRIPTION, init_consortium
@@ -32,6 +27,8 @@ from ledger.keys import SigningKey, load_key
 from ledger.store import Store
 from node.app import create_app
 from node.service import LedgerNode
+from tests.harness.browser import checked_page
+from tests.harness.server import serve_app
 
 pytestmark = pytest.mark.browser
 
@@ -105,31 +102,11 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         out.committed[tx_id] = status.height
     assert node.head.height == 2
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(node), host="127.0.0.1", port=port, log_level="warning",
-                            ws="none", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    out.base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if httpx.get(f"{out.base_url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the explorer's server did not start")
-        time.sleep(0.05)
     try:
-        yield out
+        with serve_app(create_app(node)) as base_url:
+            out.base_url = base_url
+            yield out
     finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
         store.close()
 
 
@@ -161,20 +138,10 @@ def anonymous_page(browser: Browser) -> Iterator[Page]:
 def page(browser: Browser, env: Env) -> Iterator[Page]:
     """A fresh page signed in as a bank-eu member (it signed the refused transaction);
     fails the test on any script error or console error (CSP included)."""
-    context = browser.new_context(viewport={"width": 1200, "height": 900})
-    pg = context.new_page()
-    sign_in(pg, env, "bank-eu")
-    problems: list[str] = []
-    pg.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    pg.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
-          if msg.type == "error" else None)
-    try:
+    with checked_page(browser, allow_status=(400, 404),
+                      viewport={"width": 1200, "height": 900}) as pg:
+        sign_in(pg, env, "bank-eu")
         yield pg
-    finally:
-        context.close()
-    # A 404 page's own load is reported as a console error by Chromium; nothing else may be.
-    problems = [p for p in problems if "status of 404" not in p and "status of 400" not in p]
-    assert not problems, problems
 
 
 def run_verify(page: Page) -> tuple[str, str]:

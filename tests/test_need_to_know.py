@@ -290,3 +290,14 @@ def test_request_signer_is_a_plain_httpx_auth(market: dict[str, Any]) -> None:
     signer = RequestSigner(market["orgs"][SZ].member, chain_id="tradeledger-demo")
     response = market["http"].get("/v1/records", params={"limit": 3}, auth=signer)
     assert response.status_code == 200 and len(response.json()["records"]) == 3
+
+
+def test_ratings_answer_signed_suppliers_and_banks_only(market: dict[str, Any]) -> None:
+    # The rating routes sit behind the same signed-request check as every read.
+    rating = market["clients"][HCM].rating(NL)
+    assert rating["buyer"] == NL and rating["status"] == "insufficient"
+    assert market["clients"]["bank-eu"].rating(NL)["buyer"] == NL
+    with pytest.raises(NodeError) as caught:
+        market["clients"][FR].rating(NL)
+    assert caught.value.status == 403
+    assert market["http"].get(f"/v1/ratings/{NL}").status_code == 401
