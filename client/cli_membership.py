@@ -202,7 +202,8 @@ def keys_status(
 
 def _action(add_org: str | None, name: str, roles: list[str], country: str,
             with_key: list[str], remove_org: str | None, set_roles: str | None,
-            quorum: str | None, action_file: Path | None) -> dict[str, Any]:
+            quorum: str | None, action_file: Path | None,
+            encryption_public_key: str = "") -> dict[str, Any]:
     chosen = [a for a in (add_org, remove_org, set_roles, quorum, action_file) if a]
     if len(chosen) != 1:
         raise _fail("give exactly one of --add-org, --remove-org, --set-roles, --quorum, "
@@ -234,6 +235,8 @@ def _action(add_org: str | None, name: str, roles: list[str], country: str,
     org = {"id": add_org, "name": name or add_org, "roles": roles, **keys}
     if country:
         org["country"] = country
+    if encryption_public_key:
+        org["encryption_key"] = encryption_public_key
     return {"kind": "org_add", "org": org}
 
 
@@ -247,6 +250,8 @@ def gov_propose(
     country: Annotated[str, typer.Option(help="--add-org: ISO 3166 country code.")] = "",
     with_key: Annotated[list[str] | None, typer.Option(
         help="--add-org: KIND=KEYFILE, KIND one of admin, member, node (repeat).")] = None,
+    encryption_public_key: Annotated[str, typer.Option(
+        help="--add-org: its X25519 public key (64 hex) for sealed trade details.")] = "",
     remove_org: Annotated[str | None, typer.Option(help="Remove this organisation.")] = None,
     set_roles: Annotated[str | None, typer.Option(help="ORG=ROLE,ROLE: replace its "
                                                   "roles.")] = None,
@@ -263,7 +268,7 @@ def gov_propose(
     payload: dict[str, Any] = {
         "proposal_id": proposal_id,
         "action": _action(add_org, name, role or [], country, with_key or [], remove_org,
-                          set_roles, quorum, action),
+                          set_roles, quorum, action, encryption_public_key),
         "deadline": _until(None, days * 24),
     }
     if reason:

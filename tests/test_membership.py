@@ -514,3 +514,29 @@ def test_membership_reads_need_a_member_and_name_bad_ids(demo_consortium: Any) -
             with pytest.raises(NodeError) as failed:
                 lyon.get(path)
             assert (failed.value.status, failed.value.code) == (status, code), path
+
+
+def test_gov_propose_builds_each_kind_of_action(tmp_path: Any) -> None:
+    import typer
+
+    from client.cli_membership import _action
+    from ledger.keys import save_key
+
+    admin = SigningKey.generate()
+    save_key(tmp_path / "admin.key", admin, "pw")
+    added = _action("bank-sg", "Straits Bank", ["bank"], "SG", [f"admin={tmp_path}/admin.key"],
+                    None, None, None, None, "cd" * 32)
+    assert added == {"kind": "org_add", "org": {
+        "id": "bank-sg", "name": "Straits Bank", "roles": ["bank"], "country": "SG",
+        "admin_keys": [admin.public_key_hex], "member_keys": [], "node_keys": [],
+        "encryption_key": "cd" * 32}}
+    assert _action(None, "", [], "", [], "bank-a", None, None, None) == {
+        "kind": "org_remove", "org_id": "bank-a"}
+    assert _action(None, "", [], "", [], None, "bank-a=bank,buyer", None, None) == {
+        "kind": "org_roles", "org_id": "bank-a", "roles": ["bank", "buyer"]}
+    assert _action(None, "", [], "", [], None, None, "platform,bank-a:2", None) == {
+        "kind": "quorum", "validators": ["platform", "bank-a"], "threshold": 2}
+    with pytest.raises(typer.Exit):
+        _action("x", "", [], "", [], "y", None, None, None)
+    with pytest.raises(typer.Exit):
+        _action("x", "", [], "", ["signing=/nowhere"], None, None, None, None)
