@@ -20,7 +20,7 @@ from ledger.encoding import loads
 from ledger.errors import MalformedRecord, NotFound
 from ledger.keys import load_key
 from ledger.store import Store
-from node import errors, explorer
+from node import errors, explorer, routes_epcis
 from node.config import NodeConfig
 from node.service import LedgerNode
 
@@ -172,6 +172,7 @@ def create_app(node: LedgerNode, *, max_request_bytes: int = 4 * 1024 * 1024,
         """Proof that today's certified log extends the log of size ``old_size``."""
         return node.consistency_bundle(old_size)
 
+    routes_epcis.install(app, node)
     explorer.install(app, node)
     return app
 

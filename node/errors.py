@@ -46,6 +46,8 @@ def problem(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
 def status_for(exc: LedgerError) -> int:
     if exc.code == "too_large":
         return 413
+    if exc.code == "unauthenticated":
+        return 401
     for cls, status in STATUS:
         if isinstance(exc, cls):
             return status

@@ -128,7 +128,7 @@ def event(kind: str = "ObjectEvent", **fields: Any) -> dict[str, Any]:
     global _minute
     _minute += 1
     base: dict[str, Any] = {"type": kind,
-                            "eventTime": (T0 + timedelta(minutes=_minute)).isoformat(),
+                            "eventTime": (T0 - timedelta(days=1) + timedelta(minutes=_minute)).isoformat(),
                             "eventTimeZoneOffset": "+00:00", "action": "OBSERVE"}
     base.update(fields)
     return base
@@ -395,3 +395,21 @@ def test_history_index_lists_every_event_of_an_epc_in_order(ledger: Ledger) -> N
     assert ledger.get(sh.event_key(first))["biz_step"] == "shipping"
     assert ledger.get(sh.event_key(second))["biz_step"] == "receiving"
     assert ledger.get(sh.location_key(WAREHOUSE_DL))["count"] == 1
+
+
+def test_an_associated_child_moves_to_its_new_parent(ledger: Ledger) -> None:
+    sensor = "urn:epc:id:giai:4012345.SENSOR2"
+    sensor_dl = "https://id.gs1.org/8004/4012345SENSOR2"
+    ledger.capture(event("AssociationEvent", action="ADD", parentID=CASE1, childEPCs=[sensor]),
+                   by="supplier-a")
+    ledger.capture(event("AssociationEvent", action="ADD", parentID=CASE2, childEPCs=[sensor]),
+                   by="supplier-a")
+    assert ledger.epc(CASE1_DL)["associated"] == []
+    assert ledger.epc("https://id.gs1.org/01/04012345111118/21/2")["associated"] == [sensor_dl]
+    assert ledger.epc(sensor_dl)["associated_with"] == "https://id.gs1.org/01/04012345111118/21/2"
+
+
+def test_an_event_after_the_ledger_time_is_refused(ledger: Ledger) -> None:
+    late = ship([CASE1], eventTime=(T0 + timedelta(days=2)).isoformat())
+    message = ledger.refuse_capture("event_in_future", late)
+    assert message.startswith("payload.epcis.epcisBody.eventList[0].eventTime:")

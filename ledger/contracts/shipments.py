@@ -18,6 +18,7 @@ events are applied in ledger order, times come from the events and the block.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any, Final
 
 from pydantic import Field, PrivateAttr, model_validator
@@ -31,6 +32,8 @@ from ledger.timefmt import format_time
 
 #: Most events one capture transaction may carry (specs/shipments.md#limits).
 MAX_EVENTS: Final = 1000
+#: How far an eventTime may lie ahead of the block time (the ledger's clock skew).
+MAX_AHEAD: Final = timedelta(minutes=5)
 #: Most identifiers one registration may carry.
 MAX_IDENTIFIERS: Final = 100
 
@@ -278,15 +281,20 @@ class _Capture:
                                "recorded" + (" (the CBV 2.0 hash of an identical event)"
                                              if event.event_id_is_hash else ""))
             seen.add(event.event_id)
-            # 2. Aggregation and association keep parent and children consistent.
+            # 2. It happened before it is recorded (give or take the clock skew).
+            if event.event_time > self.ctx.time + MAX_AHEAD:
+                raise Rejected("event_in_future",
+                               f"{self.p.path(i, 'eventTime')}: {format_time(event.event_time)} "
+                               f"is after the ledger time {format_time(self.ctx.time)}")
+            # 3. Aggregation and association keep parent and children consistent.
             if event.event_type == "AggregationEvent":
                 self.relate(i, event, "parent", "children")
             elif event.event_type == "AssociationEvent":
                 self.relate(i, event, "associated_with", "associated")
-            # 3. Goods are received only where they were shipped to.
+            # 4. Goods are received only where they were shipped to.
             if event.biz_step == "receiving":
                 self.receive(i, event)
-            # 4. Current records, indexes, parties.
+            # 5. Current records, indexes, parties.
             self.record_event(i, event)
         self.flush()
 
@@ -312,7 +320,11 @@ class _Capture:
                 continue
             if child == parent:
                 raise Rejected("aggregation_cycle", f"{where}: {child} cannot be {kind} itself")
-            if event.action in ("ADD", "OBSERVE") and rec[up] not in (None, parent):
+            # An aggregated child is in one container at a time; an association
+            # (a sensor on an asset) may move, so ADD re-associates.
+            moving = up == "associated_with" and event.action == "ADD"
+            if event.action in ("ADD", "OBSERVE") and not moving \
+                    and rec[up] not in (None, parent):
                 raise Rejected("child_in_other_parent",
                                f"{where}: {child} is {kind} {rec[up]}; a DELETE event must "
                                f"take it out before it can be {kind} {parent}")
@@ -329,6 +341,10 @@ class _Capture:
         parent_rec = self.record(parent)
         if event.action == "ADD":
             for child in event.child_epcs:
+                before = self.record(child)[up]
+                if before not in (None, parent):
+                    old = self.record(before)
+                    old[down] = [c for c in old[down] if c != child]
                 self.record(child)[up] = parent
                 if child not in parent_rec[down]:
                     parent_rec[down] = [*parent_rec[down], child]
