@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from client import cli_epcis
 from client.consortium import init_consortium, read_description
 from client.verify import BundleError, verify_consistency_bundle, verify_inclusion_bundle
 from ledger.errors import LedgerError
@@ -32,6 +33,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(node_app, name="node")
 app.add_typer(tx_app, name="tx")
 app.add_typer(proof_app, name="proof")
+app.add_typer(cli_epcis.app, name="epcis")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
