@@ -12,6 +12,7 @@ Run: ``.venv/bin/python bench/node.py [--quick]``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import socket
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 
 from bench.common import PASSPHRASE, consortium, raw_verify_rate, report
+from client.consortium import Consortium
 from ledger.keys import SigningKey
 from ledger.tx import SignedTx, make_body, sign_tx
 
@@ -55,6 +58,45 @@ def make_txs(genesis, keys, n: int, tag: str) -> list[SignedTx]:  # type: ignore
                          nonce=f"{tag}-{i:08d}", created_at=now, ttl=timedelta(hours=2))
         out.append(sign_tx(body, [keys[org]["admin"]]))
     return out
+
+
+@contextlib.contextmanager
+def start_node(root: Path, c: Consortium, database_url: str = "") -> Iterator[str]:
+    """A node (uvicorn, solo ordering; SQLite under ``root`` unless ``database_url``) in a
+    child process on 127.0.0.1; yields its base URL and stops it by its PID."""
+    port = free_port()
+    env = {**os.environ, "TRADELEDGER_DATA": str(root / "node"),
+           "TRADELEDGER_GENESIS": str(c.genesis_path),
+           "TRADELEDGER_NODE_KEY": str(c.key_path("platform", "node")),
+           "TRADELEDGER_ORG": "platform", "TRADELEDGER_PASSPHRASE": PASSPHRASE,
+           "DATABASE_URL": database_url}
+    log = open(root / "node.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "node.app:main_app",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+         "--no-access-log"],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=Path(__file__).resolve().parents[1])
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            raise SystemExit("node did not start:\n" + (root / "node.log").read_text())
+        yield base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()
 
 
 def wait_committed(client: httpx.Client, tx_id: str, deadline: float) -> float:
@@ -154,41 +196,10 @@ def main() -> None:
         single_txs = make_txs(genesis, keys, n_single, "single")
         batch_txs = make_txs(genesis, keys, n_batch, "batch")
         probes.extend(make_txs(genesis, keys, 400, "probe"))
-        port = free_port()
-        env = {**os.environ, "TRADELEDGER_DATA": str(root / "node"),
-               "TRADELEDGER_GENESIS": str(c.genesis_path),
-               "TRADELEDGER_NODE_KEY": str(c.key_path("platform", "node")),
-               "TRADELEDGER_ORG": "platform", "TRADELEDGER_PASSPHRASE": PASSPHRASE,
-               "DATABASE_URL": args.database_url}
-        log = open(root / "node.log", "wb")  # noqa: SIM115 - closed below
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "node.app:main_app",
-             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-             "--no-access-log"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-            cwd=Path(__file__).resolve().parents[1])
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.2)
-            else:
-                raise SystemExit("node did not start:\n" + (root / "node.log").read_text())
+        with start_node(root, c, args.database_url) as base:
             single = run_single(base, single_txs, threads=8)
             latencies: list[float] = []
             batch = run_batches(base, batch_txs, batch=500, threads=4, samples=latencies)
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-            log.close()
     latencies.sort()
     p50 = statistics.median(latencies) * 1000 if latencies else float("nan")
     p99 = (latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000

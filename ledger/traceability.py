@@ -19,11 +19,7 @@ from ledger.contracts import trade as tr
 MAX_EVENTS = 1000
 
 
-class Reader(Protocol):
-    def get(self, key: str) -> Any:
-        """The JSON value under ``key``, or None."""
-        ...
-
+class Reader(tr.JsonReader, Protocol):
     def state_prefix(self, prefix: str, *, limit: int = 1000) -> list[tuple[str, Any]]:
         """Entries whose key starts with ``prefix``, in key order."""
         ...
@@ -45,6 +41,7 @@ def event_records(reader: Reader, prefix: str, org: str, *, limit: int = MAX_EVE
         seen.add(event_id)
         record = reader.get(sh.event_key(event_id))
         if visible(record, org):
+            record["event_id"] = event_id
             out.append(record)
             if len(out) >= limit:
                 break

@@ -57,7 +57,7 @@ def test_a_large_file_is_imported_in_batches_and_every_event_committed(
     assert summary == {"events": 1_150, "transactions": 6, "committed_events": 1_150,
                        "failed": []}
     last = normalise_epc("urn:epc:id:sgtin:8881234.000111.1149")
-    record = node.store.get(sh.epc_key(last))
+    record = sh.epc_record(node.store, last)
     assert record["count"] == 1 and record["read_point"] == normalise_epc(sc.PORT_SZ)
     assert node.store.get(sh.location_key(normalise_epc(sc.PORT_SZ)))["count"] == 1_150
 

@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from client.sdk import Client, NodeError, TxBuilder
+from ledger.contracts import shipments as sh
 from ledger.epcis import normalise_epc, validate_document
 from node.app import create_app
 from node.auth import Caller, member
@@ -210,9 +211,9 @@ def test_an_order_from_purchase_to_payment_with_its_timeline(api: Api) -> None:
     inspector = api.events("inspector", epc=sc.PALLET)
     assert {e["bizStep"] for e in inspector} == {"holding", "inspecting", "accepting"}
     # Custody and aggregation as the contract derived them.
-    pallet = api.node.store.get(f"shipments/epc/{sc.PALLET_DL}")
+    pallet = sh.epc_record(api.node.store, sc.PALLET_DL)
     assert pallet["children"] == [] and pallet["custodian"] == "warehouse"
     assert pallet["customs"]["step"] == "accepting" and pallet["in_transit"] is None
-    case = api.node.store.get(f"shipments/epc/{normalise_epc(sc.CASES[0])}")
+    case = sh.epc_record(api.node.store, normalise_epc(sc.CASES[0]))
     assert case["parent"] is None and case["location"] == sc.WAREHOUSE_DL
     assert case["disposition"] == "sellable_accessible"

@@ -25,7 +25,7 @@ from pydantic import Field, PrivateAttr, model_validator
 
 from ledger.contracts.base import Keys, Payload, TxContext, contract
 from ledger.contracts.membership import ORG_ID
-from ledger.contracts.trade import order_key
+from ledger.contracts.trade import JsonReader, order_key
 from ledger.epcis import Event, normalise_epc, validate_document
 from ledger.errors import MalformedRecord, Rejected
 from ledger.timefmt import format_time
@@ -116,6 +116,28 @@ def within(location: str, destination: str) -> bool:
     return location == destination or (
         destination.startswith(GLN_PREFIX) and "/254/" not in destination
         and location.startswith(destination + "/254/"))
+
+
+#: The fields of an identifier's current record; a stored record leaves out the fields
+#: still at these values (specs/shipments.md#state), :func:`epc_record` fills them in.
+EPC_DEFAULTS: Final[dict[str, Any]] = {
+    "count": 0, "location": None, "read_point": None, "biz_step": None, "disposition": None,
+    "custodian": None, "in_transit": None, "parent": None, "children": [],
+    "associated_with": None, "associated": [], "customs": None, "last_event": None,
+    "last_event_time": None, "deleted": False,
+}
+
+
+def epc_record(state: JsonReader, epc: str) -> dict[str, Any] | None:
+    """The current record of ``epc`` with every field, or None when never seen."""
+    stored: dict[str, Any] | None = state.get(epc_key(epc))
+    if stored is None:
+        return None
+    return {**EPC_DEFAULTS, "epc": epc, **stored}
+
+
+def _compact(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k != "epc" and EPC_DEFAULTS.get(k, ...) != v}
 
 
 # -- payloads ---------------------------------------------------------------------------
@@ -231,19 +253,15 @@ class _Capture:
         self.records: dict[str, dict[str, Any]] = {}
         self.owners: dict[str, str | None] = {}
         self.counters: dict[str, dict[str, Any]] = {}
+        self.orders: dict[str, dict[str, Any] | None] = {}
+        self.record_time = format_time(ctx.time)
 
     # -- cached reads and writes ----------------------------------------------------
 
     def record(self, epc: str) -> dict[str, Any]:
         found = self.records.get(epc)
         if found is None:
-            found = self.ctx.state.get(epc_key(epc)) or {
-                "epc": epc, "count": 0, "location": None, "read_point": None,
-                "biz_step": None, "disposition": None, "custodian": None,
-                "in_transit": None, "parent": None, "children": [],
-                "associated_with": None, "associated": [], "customs": None,
-                "last_event": None, "last_event_time": None, "deleted": False,
-            }
+            found = epc_record(self.ctx.state, epc) or {**EPC_DEFAULTS, "epc": epc}
             self.records[epc] = found
         return found
 
@@ -264,7 +282,7 @@ class _Capture:
 
     def flush(self) -> None:
         for epc, rec in self.records.items():
-            self.ctx.state.put(epc_key(epc), rec)
+            self.ctx.state.put(epc_key(epc), _compact(rec))
         for key, rec in self.counters.items():
             self.ctx.state.put(key, rec)
 
@@ -387,7 +405,9 @@ class _Capture:
         for btx in event.biz_transactions:
             if btx.value.startswith(ORDER_URN_PREFIX):
                 order_id = btx.value[len(ORDER_URN_PREFIX):]
-                order = ctx.state.get(order_key(order_id))
+                if order_id not in self.orders:
+                    self.orders[order_id] = ctx.state.get(order_key(order_id))
+                order = self.orders[order_id]
                 if order is not None:
                     parties.update((order["buyer"], order["seller"]))
                     orders.append(order_id)
@@ -434,30 +454,23 @@ class _Capture:
             counter = self.counter(biz_transaction_key(value), "biz_transaction")
             ctx.state.put(biz_transaction_history_key(value, counter["count"]), event.event_id)
             counter["count"] += 1
+        # The event record: what reads filter and sort on; the rest is in the raw event.
         ctx.state.put(event_key(event.event_id), {
-            "event_id": event.event_id,
-            "event_id_is_hash": event.event_id_is_hash,
             "type": event.event_type,
-            "action": event.action,
             "event_time": event_time,
             "biz_step": event.biz_step,
             "disposition": event.disposition,
             "read_point": event.read_point,
             "biz_location": event.biz_location,
-            "parent_id": event.parent_id,
             "epcs": list(event.epcs),
             "epc_classes": list(event.epc_classes),
-            "biz_transactions": [b.value for b in event.biz_transactions],
-            "source": [[s.type, s.value] for s in event.source_list],
-            "destination": [[d.type, d.value] for d in event.destination_list],
             "orders": orders,
-            "customs": event.biz_step in CUSTOMS_STEPS,
             "author_org": ctx.author_org,
             "parties": sorted(parties),
             "tx_id": ctx.tx.tx_id_hex,
             "index": i,
             "height": ctx.height,
-            "record_time": format_time(ctx.time),
+            "record_time": self.record_time,
         })
         ctx.parties.update(parties)
 
