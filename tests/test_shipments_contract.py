@@ -413,3 +413,15 @@ def test_an_event_after_the_ledger_time_is_refused(ledger: Ledger) -> None:
     late = ship([CASE1], eventTime=(T0 + timedelta(days=2)).isoformat())
     message = ledger.refuse_capture("event_in_future", late)
     assert message.startswith("payload.epcis.epcisBody.eventList[0].eventTime:")
+
+
+def test_every_rejection_code_is_in_the_spec() -> None:
+    import re
+    from pathlib import Path
+
+    source = Path(sh.__file__).read_text(encoding="utf-8")
+    codes = set(re.findall(r'Rejected\(\s*"([a-z_]+)"', source))
+    spec = (Path(__file__).resolve().parents[1] / "specs" / "shipments.md").read_text(
+        encoding="utf-8")
+    assert codes >= {"wrong_receiving_location", "duplicate_event_id", "child_in_other_parent"}
+    assert sorted(c for c in codes if f"`{c}`" not in spec) == []
