@@ -14,14 +14,15 @@ from typing import Any, Protocol
 from ledger.contracts import Keys
 from ledger.contracts import shipments as sh
 from ledger.contracts import trade as tr
+from ledger.encoding import loads_trusted
 
 #: Most events one history read returns.
 MAX_EVENTS = 1000
 
 
 class Reader(tr.JsonReader, Protocol):
-    def state_prefix(self, prefix: str, *, limit: int = 1000) -> list[tuple[str, Any]]:
-        """Entries whose key starts with ``prefix``, in key order."""
+    def state_prefix_raw(self, prefix: str, *, limit: int = 1000) -> list[tuple[str, bytes]]:
+        """Entries whose key starts with ``prefix``, in key order, values as stored."""
         ...
 
 
@@ -35,7 +36,8 @@ def event_records(reader: Reader, prefix: str, org: str, *, limit: int = MAX_EVE
     in ledger order, at most ``limit``."""
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
-    for _key, event_id in reader.state_prefix(prefix, limit=MAX_EVENTS):
+    for _key, raw in reader.state_prefix_raw(prefix, limit=MAX_EVENTS):
+        event_id = loads_trusted(raw)
         if event_id in seen:
             continue
         seen.add(event_id)

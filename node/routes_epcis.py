@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse
 
 from ledger import traceability
 from ledger.contracts import shipments as sh
-from ledger.encoding import loads
+from ledger.encoding import loads_trusted
 from ledger.epcis import normalise_epc
 from ledger.errors import MalformedRecord, NotFound
 from ledger.timefmt import format_time
@@ -47,8 +47,11 @@ class EventSource:
         if found is not None:
             self._payloads.move_to_end(tx_id)
             return found
-        stored = self.node.stored_tx(tx_id)
-        epcis: dict[str, Any] = loads(stored.body)["payload"]["epcis"]
+        body = self.node.store.tx_body(tx_id)
+        if body is None:
+            raise NotFound(f"transaction {tx_id} is not committed", code="unknown_tx")
+        # Committed bodies passed the strict parser at intake.
+        epcis: dict[str, Any] = loads_trusted(body)["payload"]["epcis"]
         self._payloads[tx_id] = epcis
         if len(self._payloads) > TX_CACHE:
             self._payloads.popitem(last=False)
