@@ -147,10 +147,17 @@ def linked_events(reader: Reader, order_id: str, org: str) -> list[dict[str, Any
     direct = event_records(reader, sh.biz_transaction_history_prefix(
         sh.order_biz_transaction(order_id)), org)
     found = {r["event_id"]: r for r in direct}
+    if not direct:
+        return []
+    # The goods' other events count from the order's first scan on, unless they name
+    # another order (a returnable asset serves many orders).
+    since = min(r["height"] for r in direct)
     goods = list(dict.fromkeys(epc for r in direct for epc in r["epcs"]))
     for epc in goods[:200]:
         for record in event_records(reader, sh.epc_history_prefix(epc), org, limit=200):
-            found.setdefault(record["event_id"], record)
+            if record["height"] >= since and (not record["orders"]
+                                              or order_id in record["orders"]):
+                found.setdefault(record["event_id"], record)
     return sorted(found.values(), key=lambda r: (r["height"], r["tx_id"], r["index"]))
 
 

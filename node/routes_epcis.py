@@ -14,6 +14,7 @@ so its existence does not leak. Routes hold no business rules.
 from __future__ import annotations
 
 import json
+import threading
 from collections import OrderedDict
 from typing import Annotated, Any
 
@@ -41,20 +42,23 @@ class EventSource:
     def __init__(self, node: LedgerNode) -> None:
         self.node = node
         self._payloads: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()  # routes run in a thread pool
 
     def payload(self, tx_id: str) -> dict[str, Any]:
-        found = self._payloads.get(tx_id)
-        if found is not None:
-            self._payloads.move_to_end(tx_id)
-            return found
+        with self._lock:
+            found = self._payloads.get(tx_id)
+            if found is not None:
+                self._payloads.move_to_end(tx_id)
+                return found
         body = self.node.store.tx_body(tx_id)
         if body is None:
             raise NotFound(f"transaction {tx_id} is not committed", code="unknown_tx")
         # Committed bodies passed the strict parser at intake.
         epcis: dict[str, Any] = loads_trusted(body)["payload"]["epcis"]
-        self._payloads[tx_id] = epcis
-        if len(self._payloads) > TX_CACHE:
-            self._payloads.popitem(last=False)
+        with self._lock:
+            self._payloads[tx_id] = epcis
+            if len(self._payloads) > TX_CACHE:
+                self._payloads.popitem(last=False)
         return epcis
 
     def event(self, record: dict[str, Any]) -> dict[str, Any]:

@@ -111,6 +111,9 @@ class Ledger:
                        ) -> str:
         return self.refused(code, "shipments.capture", {"epcis": doc(*events)}, by)
 
+    def state_prefix_raw(self, prefix: str, *, limit: int = 1000) -> list[tuple[str, bytes]]:
+        return sorted((k, v) for k, v in self.state.items.items() if k.startswith(prefix))[:limit]
+
     def epc(self, epc: str) -> Any:
         return sh.epc_record(self, epc)
 
@@ -425,3 +428,34 @@ def test_every_rejection_code_is_in_the_spec() -> None:
         encoding="utf-8")
     assert codes >= {"wrong_receiving_location", "duplicate_event_id", "child_in_other_parent"}
     assert sorted(c for c in codes if f"`{c}`" not in spec) == []
+
+
+def test_the_timeline_follows_the_goods_but_not_into_another_order(ledger: Ledger) -> None:
+    from ledger import traceability
+
+    for order_id in ("PO-1", "PO-2"):
+        ledger.ok("trade.order", {"order_id": order_id, "buyer": "buyer-a",
+                                  "seller": "supplier-a", "currency": "EUR", "total": 100},
+                  "buyer-a", "supplier-a")
+    po1 = [{"type": "po", "bizTransaction": sh.order_biz_transaction("PO-1")}]
+    po2 = [{"type": "po", "bizTransaction": sh.order_biz_transaction("PO-2")}]
+    ledger.capture(ship([CASE1], to=WAREHOUSE, bizTransactionList=po1))
+    # The warehouse's scans name no order: they follow the goods into PO-1's timeline.
+    ledger.capture(receive([CASE1]), by="warehouse-a")
+    ledger.capture(ship([CASE1], at=WAREHOUSE, to=HUB, bizTransactionList=po2),
+                   by="warehouse-a")
+    steps = [(e["kind"], e.get("biz_step")) for e in
+             traceability.order_timeline(ledger, "PO-1", "buyer-a")["entries"]]
+    assert steps == [("order", None), ("shipment", "shipping"), ("warehouse", "receiving")]
+    # The receipt named no order but inherited PO-1 from the goods: its parties see it.
+    receipt = ledger.get(sh.event_key(ledger.get(sh.epc_history_key(CASE1_DL, 1))))
+    assert receipt["biz_step"] == "receiving" and receipt["orders"] == ["PO-1"]
+    assert set(receipt["parties"]) == {"warehouse-a", "buyer-a", "supplier-a"}
+    assert ledger.epc(CASE1_DL)["orders"] == ["PO-2"]  # the last shipment named PO-2
+    seller = traceability.order_timeline(ledger, "PO-1", "supplier-a")
+    assert [e["kind"] for e in seller["entries"]] == ["order", "shipment", "warehouse"]
+    # The warehouse is no party to the order itself.
+    assert traceability.order_timeline(ledger, "PO-1", "warehouse-a") is None
+    po2_steps = [e.get("biz_step") for e in
+                 traceability.order_timeline(ledger, "PO-2", "buyer-a")["entries"]]
+    assert po2_steps == [None, "shipping"]

@@ -124,7 +124,7 @@ EPC_DEFAULTS: Final[dict[str, Any]] = {
     "count": 0, "location": None, "read_point": None, "biz_step": None, "disposition": None,
     "custodian": None, "in_transit": None, "parent": None, "children": [],
     "associated_with": None, "associated": [], "customs": None, "last_event": None,
-    "last_event_time": None, "deleted": False,
+    "last_event_time": None, "deleted": False, "orders": [],
 }
 
 
@@ -401,23 +401,29 @@ class _Capture:
                 org = self.owner(identifier)
                 if org is not None:
                     parties.add(org)
+        # Orders: those the event names; without any, those its goods were last moved
+        # under (need-to-know follows the goods, section 2.4).
+        named_orders = [btx.value[len(ORDER_URN_PREFIX):] for btx in event.biz_transactions
+                        if btx.value.startswith(ORDER_URN_PREFIX)]
+        goods = self.goods(event)
+        candidates = named_orders or [o for epc in goods for o in self.record(epc)["orders"]]
         orders: list[str] = []
-        for btx in event.biz_transactions:
-            if btx.value.startswith(ORDER_URN_PREFIX):
-                order_id = btx.value[len(ORDER_URN_PREFIX):]
-                if order_id not in self.orders:
-                    self.orders[order_id] = ctx.state.get(order_key(order_id))
-                order = self.orders[order_id]
-                if order is not None:
-                    parties.update((order["buyer"], order["seller"]))
-                    orders.append(order_id)
+        for order_id in dict.fromkeys(candidates):
+            if order_id not in self.orders:
+                self.orders[order_id] = ctx.state.get(order_key(order_id))
+            order = self.orders[order_id]
+            if order is not None:
+                parties.update((order["buyer"], order["seller"]))
+                orders.append(order_id)
         destination = next((d.value for d in event.destination_list if d.type == "location"),
                            None)
         event_time = format_time(event.event_time)
         custody = (event.biz_location and self.owner(event.biz_location)) or ctx.author_org
         # Current records of the goods.
-        for epc in self.goods(event):
+        for epc in goods:
             rec = self.record(epc)
+            if named_orders:
+                rec["orders"] = orders
             if event.biz_location is not None:
                 rec["location"] = event.biz_location
             if event.read_point is not None:
