@@ -30,10 +30,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx
-
 from bench.common import consortium, rate, report
-from bench.node import TIME_LIMIT, start_node, wait_committed
+from bench.node import TIME_LIMIT, batch_lanes, post_batches, start_node, wait_all
 from ledger.epcis import validate_document
 from ledger.tx import SignedTx, make_body, sign_tx
 
@@ -77,32 +75,18 @@ def make_txs(genesis: Any, key: Any, events: list[dict[str, Any]], per_tx: int
 
 def ingest(base: str, txs: list[SignedTx], per_request: int, threads: int) -> float:
     """Seconds from the first request until the last transaction is committed."""
-    chunks = [txs[i:i + per_request] for i in range(0, len(txs), per_request)]
-    lanes = [chunks[i::threads] for i in range(threads)]
     errors: list[str] = []
-
-    def worker(lane: list[list[SignedTx]]) -> None:
-        with httpx.Client(base_url=base, timeout=120) as client:
-            for chunk in lane:
-                r = client.post("/v1/tx/batch",
-                                json={"transactions": [t.to_wire() for t in chunk]})
-                bad = [x for x in r.json().get("results", []) if x["status"] == "refused"]
-                if r.status_code >= 400 or bad:
-                    errors.append(r.text[:300])
-
     start = time.monotonic()
-    pool = [threading.Thread(target=worker, args=(lane,)) for lane in lanes]
+    pool = [threading.Thread(target=post_batches, args=(base, lane, errors),
+                             kwargs={"timeout": 120})
+            for lane in batch_lanes(txs, per_request, threads)]
     for t in pool:
         t.start()
     for t in pool:
         t.join(timeout=TIME_LIMIT)
     if errors:
         raise RuntimeError(errors[0])
-    with httpx.Client(base_url=base, timeout=30) as client:
-        end = wait_committed(client, txs[-1].tx_id_hex, start + TIME_LIMIT)
-        for tx in txs[:: max(1, len(txs) // 50)]:
-            wait_committed(client, tx.tx_id_hex, start + TIME_LIMIT)
-    return end - start
+    return wait_all(base, txs, start) - start
 
 
 def query_latencies(root: Path, c: Any, genesis: Any, epcs: int, samples: int

@@ -129,27 +129,39 @@ def run_single(base: str, txs: list[SignedTx], threads: int) -> float:
         t.join(timeout=TIME_LIMIT)
     if errors:
         raise RuntimeError(errors[0])
+    return len(txs) / (wait_all(base, txs, start) - start)
+
+
+def batch_lanes(txs: list[SignedTx], batch: int, threads: int) -> list[list[list[SignedTx]]]:
+    """``txs`` cut into batches of ``batch``, dealt round-robin to ``threads`` lanes."""
+    chunks = [txs[i:i + batch] for i in range(0, len(txs), batch)]
+    return [chunks[i::threads] for i in range(threads)]
+
+
+def post_batches(base: str, lane: list[list[SignedTx]], errors: list[str], *,
+                 timeout: float = 60) -> None:
+    """POST each batch of ``lane`` to /v1/tx/batch; note any refusal in ``errors``."""
+    with httpx.Client(base_url=base, timeout=timeout) as client:
+        for chunk in lane:
+            r = client.post("/v1/tx/batch", json={"transactions": [t.to_wire() for t in chunk]})
+            bad = [x for x in r.json().get("results", []) if x["status"] == "refused"]
+            if r.status_code >= 400 or bad:
+                errors.append(r.text[:300])
+
+
+def wait_all(base: str, txs: list[SignedTx], start: float) -> float:
+    """When the last of ``txs`` committed (and a sample of the others did)."""
     with httpx.Client(base_url=base, timeout=30) as client:
         end = wait_committed(client, txs[-1].tx_id_hex, start + TIME_LIMIT)
         for tx in txs[:: max(1, len(txs) // 50)]:
             wait_committed(client, tx.tx_id_hex, start + TIME_LIMIT)
-    return len(txs) / (end - start)
+    return end
 
 
 def run_batches(base: str, txs: list[SignedTx], batch: int, threads: int,
                 samples: list[float]) -> float:
-    chunks = [txs[i:i + batch] for i in range(0, len(txs), batch)]
-    lanes = [chunks[i::threads] for i in range(threads)]
+    lanes = batch_lanes(txs, batch, threads)
     errors: list[str] = []
-
-    def worker(lane: list[list[SignedTx]]) -> None:
-        with httpx.Client(base_url=base, timeout=60) as client:
-            for chunk in lane:
-                r = client.post("/v1/tx/batch",
-                                json={"transactions": [t.to_wire() for t in chunk]})
-                bad = [x for x in r.json().get("results", []) if x["status"] == "refused"]
-                if r.status_code >= 400 or bad:
-                    errors.append(r.text[:300])
 
     def sampler() -> None:
         # One probe transaction at a time under the load: submit-to-commit latency.
@@ -162,7 +174,7 @@ def run_batches(base: str, txs: list[SignedTx], batch: int, threads: int,
                     break
 
     start = time.monotonic()
-    pool = [threading.Thread(target=worker, args=(lane,)) for lane in lanes]
+    pool = [threading.Thread(target=post_batches, args=(base, lane, errors)) for lane in lanes]
     probe_thread = threading.Thread(target=sampler)
     for t in pool:
         t.start()
@@ -171,10 +183,7 @@ def run_batches(base: str, txs: list[SignedTx], batch: int, threads: int,
         t.join(timeout=TIME_LIMIT)
     if errors:
         raise RuntimeError(errors[0])
-    with httpx.Client(base_url=base, timeout=30) as client:
-        end = wait_committed(client, txs[-1].tx_id_hex, start + TIME_LIMIT)
-        for tx in txs[:: max(1, len(txs) // 50)]:
-            wait_committed(client, tx.tx_id_hex, start + TIME_LIMIT)
+    end = wait_all(base, txs, start)
     probe_thread.join(timeout=60)
     return len(txs) / (end - start)
 

@@ -32,7 +32,7 @@ def visible(record: dict[str, Any] | None, org: str) -> bool:
 
 def event_records(reader: Reader, prefix: str, org: str, *, limit: int = MAX_EVENTS
                   ) -> list[dict[str, Any]]:
-    """The event records of one history index (``*_history_prefix``) ``org`` may see,
+    """The event records of one history index (``history_prefix``) ``org`` may see,
     in ledger order, at most ``limit``."""
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -144,8 +144,8 @@ def order_timeline(reader: Reader, order_id: str, org: str) -> dict[str, Any] | 
 def linked_events(reader: Reader, order_id: str, org: str) -> list[dict[str, Any]]:
     """Events that name the order as a business transaction, and the later events of
     the same goods, as far as ``org`` may see them, in ledger order."""
-    direct = event_records(reader, sh.biz_transaction_history_prefix(
-        sh.order_biz_transaction(order_id)), org)
+    direct = event_records(reader, sh.history_prefix(
+        "btx", sh.order_biz_transaction(order_id)), org)
     found = {r["event_id"]: r for r in direct}
     if not direct:
         return []
@@ -154,7 +154,7 @@ def linked_events(reader: Reader, order_id: str, org: str) -> list[dict[str, Any
     since = min(r["height"] for r in direct)
     goods = list(dict.fromkeys(epc for r in direct for epc in r["epcs"]))
     for epc in goods[:200]:
-        for record in event_records(reader, sh.epc_history_prefix(epc), org, limit=200):
+        for record in event_records(reader, sh.history_prefix("epc", epc), org, limit=200):
             if record["height"] >= since and (not record["orders"]
                                               or order_id in record["orders"]):
                 found.setdefault(record["event_id"], record)

@@ -122,8 +122,8 @@ def install(app: FastAPI, node: LedgerNode) -> None:
                                   field="query", rule="one_of")
         (name, value), = given.items()
         key = normalise_epc(value, field=name)
-        prefix = {"epc": sh.epc_history_prefix, "location": sh.location_history_prefix,
-                  "biz_transaction": sh.biz_transaction_history_prefix}[name](key)
+        index = {"epc": "epc", "location": "loc", "biz_transaction": "btx"}[name]
+        prefix = sh.history_prefix(index, key)
         records = traceability.event_records(node.store, prefix, caller.org, limit=limit)
         body = query_document([source.event(r) for r in records],
                               created=format_time(node.clock.now()))

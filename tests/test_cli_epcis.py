@@ -59,7 +59,7 @@ def test_a_large_file_is_imported_in_batches_and_every_event_committed(
     last = normalise_epc("urn:epc:id:sgtin:8881234.000111.1149")
     record = sh.epc_record(node.store, last)
     assert record["count"] == 1 and record["read_point"] == normalise_epc(sc.PORT_SZ)
-    assert node.store.get(sh.location_key(normalise_epc(sc.PORT_SZ)))["count"] == 1_150
+    assert node.store.get(sh.counter_key("loc", normalise_epc(sc.PORT_SZ)))["count"] == 1_150
 
 
 def test_an_invalid_file_is_refused_before_anything_is_sent(served: Any, tmp_path: Path

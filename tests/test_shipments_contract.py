@@ -393,11 +393,11 @@ def test_association_is_tracked_apart_from_aggregation(ledger: Ledger) -> None:
 def test_history_index_lists_every_event_of_an_epc_in_order(ledger: Ledger) -> None:
     ledger.capture(ship([CASE1], to=WAREHOUSE))
     ledger.capture(receive([CASE1_DL]), by="warehouse-a")
-    first = ledger.get(sh.epc_history_key(CASE1_DL, 0))
-    second = ledger.get(sh.epc_history_key(CASE1_DL, 1))
+    first = ledger.get(sh.history_key("epc", CASE1_DL, 0))
+    second = ledger.get(sh.history_key("epc", CASE1_DL, 1))
     assert ledger.get(sh.event_key(first))["biz_step"] == "shipping"
     assert ledger.get(sh.event_key(second))["biz_step"] == "receiving"
-    assert ledger.get(sh.location_key(WAREHOUSE_DL))["count"] == 1
+    assert ledger.get(sh.counter_key("loc", WAREHOUSE_DL))["count"] == 1
 
 
 def test_an_associated_child_moves_to_its_new_parent(ledger: Ledger) -> None:
@@ -448,7 +448,7 @@ def test_the_timeline_follows_the_goods_but_not_into_another_order(ledger: Ledge
              traceability.order_timeline(ledger, "PO-1", "buyer-a")["entries"]]
     assert steps == [("order", None), ("shipment", "shipping"), ("warehouse", "receiving")]
     # The receipt named no order but inherited PO-1 from the goods: its parties see it.
-    receipt = ledger.get(sh.event_key(ledger.get(sh.epc_history_key(CASE1_DL, 1))))
+    receipt = ledger.get(sh.event_key(ledger.get(sh.history_key("epc", CASE1_DL, 1))))
     assert receipt["biz_step"] == "receiving" and receipt["orders"] == ["PO-1"]
     assert set(receipt["parties"]) == {"warehouse-a", "buyer-a", "supplier-a"}
     assert ledger.epc(CASE1_DL)["orders"] == ["PO-2"]  # the last shipment named PO-2

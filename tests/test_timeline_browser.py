@@ -7,7 +7,6 @@ the explorer's Content Security Policy.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,11 +20,14 @@ from node.app import create_app
 from node.auth import Caller, member
 from node.service import LedgerNode
 from tests import epcis_scenario as sc
-from tests.harness.browser import chromium_available, chromium_browser
+from tests import test_explorer_browser as explorer_tests
 from tests.helpers import serve
 
 pytestmark = pytest.mark.browser
 SCREENSHOT = Path("/tmp/timeline.png")  # left for a human look, not checked
+# The explorer tests' Chromium and page fixtures (a page fails on any script error).
+browser = explorer_tests.browser
+page = explorer_tests.page
 
 
 @pytest.fixture(scope="module")
@@ -46,32 +48,6 @@ def site(demo_consortium: Any, tmp_path_factory: pytest.TempPathFactory
         timeline = httpx.get(f"{url}/v1/orders/{sc.ORDER_ID}/timeline", timeout=10).json()
         yield url, viewer, timeline
     node.store.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    reason = chromium_available()
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    with chromium_browser() as chromium:
-        yield chromium
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    pg = context.new_page()
-    problems: list[str] = []
-    pg.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    pg.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
-          if msg.type == "error" and "status of 404" not in msg.text else None)
-    try:
-        yield pg
-    finally:
-        context.close()
-    assert not problems, problems
 
 
 def test_the_timeline_page_shows_the_three_flows_and_filters_them(site: Any, page: Any

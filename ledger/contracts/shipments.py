@@ -63,36 +63,23 @@ def epc_key(epc: str) -> str:
     return f"shipments/epc/{epc}"
 
 
-def epc_history_key(epc: str, seq: int) -> str:
-    return f"shipments/epc_hist/{epc}/{seq:010d}"
+#: The history indexes: by identifier (``epc``), location (``loc``), business transaction
+#: (``btx``). Entry ``seq`` of an index holds one event id.
+INDEXES: Final = ("epc", "loc", "btx")
 
 
-def epc_history_prefix(epc: str) -> str:
-    return f"shipments/epc_hist/{epc}/"
+def history_key(index: str, value: str, seq: int) -> str:
+    return f"shipments/{index}_hist/{value}/{seq:010d}"
 
 
-def location_key(location: str) -> str:
-    return f"shipments/loc/{location}"
+def history_prefix(index: str, value: str) -> str:
+    return f"shipments/{index}_hist/{value}/"
 
 
-def location_history_key(location: str, seq: int) -> str:
-    return f"shipments/loc_hist/{location}/{seq:010d}"
-
-
-def location_history_prefix(location: str) -> str:
-    return f"shipments/loc_hist/{location}/"
-
-
-def biz_transaction_key(value: str) -> str:
-    return f"shipments/btx/{value}"
-
-
-def biz_transaction_history_key(value: str, seq: int) -> str:
-    return f"shipments/btx_hist/{value}/{seq:010d}"
-
-
-def biz_transaction_history_prefix(value: str) -> str:
-    return f"shipments/btx_hist/{value}/"
+def counter_key(index: str, value: str) -> str:
+    """The event count of a location or business transaction (an identifier's count is
+    in its current record)."""
+    return f"shipments/{index}/{value}"
 
 
 def registration_key(identifier: str) -> str:
@@ -273,10 +260,10 @@ class _Capture:
             self.owners[identifier] = None if held is None else str(held["org"])
         return self.owners[identifier]
 
-    def counter(self, key: str, name: str) -> dict[str, Any]:
+    def counter(self, key: str) -> dict[str, Any]:
         found = self.counters.get(key)
         if found is None:
-            found = self.ctx.state.get(key) or {name: key.split("/", 2)[2], "count": 0}
+            found = self.ctx.state.get(key) or {"count": 0}
             self.counters[key] = found
         return found
 
@@ -450,16 +437,15 @@ class _Capture:
         # History indexes: identifiers (instances and classes), locations, transactions.
         for epc in (*event.epcs, *event.epc_classes):
             rec = self.record(epc)
-            ctx.state.put(epc_history_key(epc, rec["count"]), event.event_id)
+            ctx.state.put(history_key("epc", epc, rec["count"]), event.event_id)
             rec["count"] += 1
-        for loc in dict.fromkeys(x for x in (event.read_point, event.biz_location) if x):
-            counter = self.counter(location_key(loc), "location")
-            ctx.state.put(location_history_key(loc, counter["count"]), event.event_id)
-            counter["count"] += 1
-        for value in dict.fromkeys(b.value for b in event.biz_transactions):
-            counter = self.counter(biz_transaction_key(value), "biz_transaction")
-            ctx.state.put(biz_transaction_history_key(value, counter["count"]), event.event_id)
-            counter["count"] += 1
+        places = dict.fromkeys(x for x in (event.read_point, event.biz_location) if x)
+        values = dict.fromkeys(b.value for b in event.biz_transactions)
+        for index, keys in (("loc", places), ("btx", values)):
+            for value in keys:
+                counter = self.counter(counter_key(index, value))
+                ctx.state.put(history_key(index, value, counter["count"]), event.event_id)
+                counter["count"] += 1
         # The event record: what reads filter and sort on; the rest is in the raw event.
         ctx.state.put(event_key(event.event_id), {
             "type": event.event_type,
