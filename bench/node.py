@@ -32,10 +32,19 @@ import httpx
 
 from bench.common import PASSPHRASE, consortium, raw_verify_rate, report
 from client.consortium import Consortium
+from client.sdk import RequestSigner
 from ledger.keys import SigningKey
 from ledger.tx import SignedTx, make_body, sign_tx
 
 TIME_LIMIT = 300.0  # every loop below stops by this many seconds
+
+
+# Requests are signed as a platform member (specs/api.md#signed-requests).
+SIGNER: httpx.Auth | None = None
+
+
+def _http(base: str, timeout: float) -> httpx.Client:
+    return httpx.Client(base_url=base, timeout=timeout, auth=SIGNER)
 
 
 def free_port() -> int:
@@ -58,6 +67,17 @@ def make_txs(genesis, keys, n: int, tag: str) -> list[SignedTx]:  # type: ignore
                          nonce=f"{tag}-{i:08d}", created_at=now, ttl=timedelta(hours=2))
         out.append(sign_tx(body, [keys[org]["admin"]]))
     return out
+
+
+def wait_committed(client: httpx.Client, tx_id: str, deadline: float) -> float:
+    while time.monotonic() < deadline:
+        status = client.get(f"/v1/tx/{tx_id}").json()
+        if status["status"] == "committed":
+            return time.monotonic()
+        if status["status"] == "rejected":
+            raise RuntimeError(f"{tx_id} rejected: {status}")
+        time.sleep(0.002)
+    raise TimeoutError(tx_id)
 
 
 @contextlib.contextmanager
@@ -99,15 +119,30 @@ def start_node(root: Path, c: Consortium, database_url: str = "") -> Iterator[st
         log.close()
 
 
-def wait_committed(client: httpx.Client, tx_id: str, deadline: float) -> float:
-    while time.monotonic() < deadline:
-        status = client.get(f"/v1/tx/{tx_id}").json()
-        if status["status"] == "committed":
-            return time.monotonic()
-        if status["status"] == "rejected":
-            raise RuntimeError(f"{tx_id} rejected: {status}")
-        time.sleep(0.002)
-    raise TimeoutError(tx_id)
+def batch_lanes(txs: list[SignedTx], batch: int, threads: int) -> list[list[list[SignedTx]]]:
+    """``txs`` cut into batches of ``batch``, dealt round-robin to ``threads`` lanes."""
+    chunks = [txs[i:i + batch] for i in range(0, len(txs), batch)]
+    return [chunks[i::threads] for i in range(threads)]
+
+
+def post_batches(base: str, lane: list[list[SignedTx]], errors: list[str], *,
+                 timeout: float = 60) -> None:
+    """POST each batch of ``lane`` to /v1/tx/batch; note any refusal in ``errors``."""
+    with _http(base, timeout) as client:
+        for chunk in lane:
+            r = client.post("/v1/tx/batch", json={"transactions": [t.to_wire() for t in chunk]})
+            bad = [x for x in r.json().get("results", []) if x["status"] == "refused"]
+            if r.status_code >= 400 or bad:
+                errors.append(r.text[:300])
+
+
+def wait_all(base: str, txs: list[SignedTx], start: float) -> float:
+    """When the last of ``txs`` committed (and a sample of the others did)."""
+    with _http(base, 30) as client:
+        end = wait_committed(client, txs[-1].tx_id_hex, start + TIME_LIMIT)
+        for tx in txs[:: max(1, len(txs) // 50)]:
+            wait_committed(client, tx.tx_id_hex, start + TIME_LIMIT)
+    return end
 
 
 def run_single(base: str, txs: list[SignedTx], threads: int) -> float:
@@ -115,7 +150,7 @@ def run_single(base: str, txs: list[SignedTx], threads: int) -> float:
     errors: list[str] = []
 
     def worker(chunk: list[SignedTx]) -> None:
-        with httpx.Client(base_url=base, timeout=30) as client:
+        with _http(base, 30) as client:
             for tx in chunk:
                 r = client.post("/v1/tx", json=tx.to_wire())
                 if r.status_code >= 400:
@@ -132,32 +167,6 @@ def run_single(base: str, txs: list[SignedTx], threads: int) -> float:
     return len(txs) / (wait_all(base, txs, start) - start)
 
 
-def batch_lanes(txs: list[SignedTx], batch: int, threads: int) -> list[list[list[SignedTx]]]:
-    """``txs`` cut into batches of ``batch``, dealt round-robin to ``threads`` lanes."""
-    chunks = [txs[i:i + batch] for i in range(0, len(txs), batch)]
-    return [chunks[i::threads] for i in range(threads)]
-
-
-def post_batches(base: str, lane: list[list[SignedTx]], errors: list[str], *,
-                 timeout: float = 60) -> None:
-    """POST each batch of ``lane`` to /v1/tx/batch; note any refusal in ``errors``."""
-    with httpx.Client(base_url=base, timeout=timeout) as client:
-        for chunk in lane:
-            r = client.post("/v1/tx/batch", json={"transactions": [t.to_wire() for t in chunk]})
-            bad = [x for x in r.json().get("results", []) if x["status"] == "refused"]
-            if r.status_code >= 400 or bad:
-                errors.append(r.text[:300])
-
-
-def wait_all(base: str, txs: list[SignedTx], start: float) -> float:
-    """When the last of ``txs`` committed (and a sample of the others did)."""
-    with httpx.Client(base_url=base, timeout=30) as client:
-        end = wait_committed(client, txs[-1].tx_id_hex, start + TIME_LIMIT)
-        for tx in txs[:: max(1, len(txs) // 50)]:
-            wait_committed(client, tx.tx_id_hex, start + TIME_LIMIT)
-    return end
-
-
 def run_batches(base: str, txs: list[SignedTx], batch: int, threads: int,
                 samples: list[float]) -> float:
     lanes = batch_lanes(txs, batch, threads)
@@ -165,7 +174,7 @@ def run_batches(base: str, txs: list[SignedTx], batch: int, threads: int,
 
     def sampler() -> None:
         # One probe transaction at a time under the load: submit-to-commit latency.
-        with httpx.Client(base_url=base, timeout=30) as client:
+        with _http(base, 30) as client:
             for tx in probes:
                 t0 = time.monotonic()
                 client.post("/v1/tx", json=tx.to_wire())
@@ -202,6 +211,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         c, genesis, keys = consortium(root / "consortium")
+        global SIGNER
+        SIGNER = RequestSigner(keys["platform"]["admin"], chain_id=genesis.chain_id)
         single_txs = make_txs(genesis, keys, n_single, "single")
         batch_txs = make_txs(genesis, keys, n_batch, "batch")
         probes.extend(make_txs(genesis, keys, 400, "probe"))

@@ -16,16 +16,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from client.cli_common import JsonOpt, NodeOpt, _emit, _fail, _member_key, err
 from ledger.errors import LedgerError
 
-app = typer.Typer(help="Import GS1 EPCIS 2.0 shipment scans.", no_args_is_help=True)
-err = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
-# Imported lazily from client.cli (which adds this app): _fail, _passphrase.
+app = typer.Typer(help="Import and query GS1 EPCIS 2.0 shipment scans.", no_args_is_help=True)
 
 #: Most events per transaction (the contract's limit is 1,000).
 EVENTS_PER_TX = 200
@@ -64,19 +61,17 @@ def _count(payload: dict[str, Any]) -> int:
 def import_file(
     file: Annotated[Path, typer.Argument(help="An EPCISDocument, EPCISQueryDocument or one "
                                               "event, as JSON-LD ('-': stdin).")],
-    key: Annotated[Path, typer.Option(help="The recording organisation's member key file.")],
-    node: Annotated[str, typer.Option("--node", envvar="TRADELEDGER_NODE",
-                                      help="Base URL of the node.")] = "http://127.0.0.1:8700",
+    key: Annotated[Path, typer.Option(envvar="TRADELEDGER_KEY",
+                                      help="The recording organisation's member key file.")],
+    node: NodeOpt = "http://127.0.0.1:8700",
     chain_id: Annotated[str, typer.Option(envvar="TRADELEDGER_CHAIN")] = "",
     events_per_tx: Annotated[int, typer.Option(min=1, max=1000)] = EVENTS_PER_TX,
     txs_per_request: Annotated[int, typer.Option(min=1, max=1000)] = TXS_PER_REQUEST,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for programs.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Validate FILE, submit its events in batches, wait for each to commit."""
-    from client.cli import _fail, _passphrase
     from client.sdk import Client, NodeError, TxBuilder
     from ledger.epcis import validate_document
-    from ledger.keys import load_key
 
     # 1. Read and validate the whole file before sending anything.
     text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
@@ -88,17 +83,13 @@ def import_file(
         total = len(validate_document(doc))
     except LedgerError as exc:
         raise _fail(f"{file}: {exc.message}") from exc
-    try:
-        author = load_key(key, _passphrase())
-    except LedgerError as exc:
-        raise _fail(exc.message) from exc
+    author = _member_key(key)
 
     # 2. Sign one capture transaction per chunk and submit them in batches.
     results: list[dict[str, Any]] = []
-    with Client(node) as client:
+    with Client(node, key=author, chain_id=chain_id or None) as client:
         try:
-            chain = chain_id or json.loads(client.fetch_genesis())["header"]["chain_id"]
-            builder = TxBuilder(author, chain_id=chain)
+            builder = TxBuilder(author, chain_id=client.chain_id)
             columns = (TextColumn("[bold]importing[/bold]"), BarColumn(), MofNCompleteColumn(),
                        TextColumn("events"), TimeRemainingColumn())
             with Progress(*columns, console=err, disable=as_json, transient=False) as bar:
@@ -138,15 +129,48 @@ def import_file(
     summary = {"events": total, "transactions": len(results), "committed_events": committed,
                "failed": [{k: r.get(k) for k in ("tx_id", "status", "code", "message", "field")
                            if r.get(k) is not None} for r in failed]}
-    if as_json:
-        sys.stdout.write(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    else:
-        table = Table("events", "transactions", "committed events", "failed transactions")
-        table.add_row(str(total), str(len(results)), str(committed), str(len(failed)))
-        out.print(table)
+    table = Table("events", "transactions", "committed events", "failed transactions")
+    table.add_row(str(total), str(len(results)), str(committed), str(len(failed)))
+    _emit(summary, as_json, table)
+    if not as_json:
         for r in failed:
             err.print(f"[red]{r['status']}[/red] {r['tx_id']}: {r.get('code')}: "
                       f"{r.get('message')}")
     if failed:
         raise typer.Exit(3)
 
+
+
+@app.command("events")
+def events(
+    key: Annotated[Path, typer.Option(envvar="TRADELEDGER_KEY",
+                                      help="Your member key file (you see your events).")],
+    epc: Annotated[str | None, typer.Option(help="An EPC URN or Digital Link URI.")] = None,
+    location: Annotated[str | None, typer.Option(help="A readPoint or bizLocation.")] = None,
+    biz_transaction: Annotated[str | None, typer.Option(help="A business transaction URI.")
+                               ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+    output: Annotated[Path | None, typer.Option("--out", help="Write the document here.")
+                      ] = None,
+    node: NodeOpt = "http://127.0.0.1:8700",
+) -> None:
+    """Export the events of one EPC, location or business transaction that your
+    organisation may see, as an EPCIS 2.0 EPCISQueryDocument (JSON-LD)."""
+    from client.sdk import Client, NodeError
+
+    params = {k: v for k, v in (("epc", epc), ("location", location),
+                                ("biz_transaction", biz_transaction)) if v is not None}
+    if len(params) != 1:
+        raise _fail("give exactly one of --epc, --location, --biz-transaction")
+    with Client(node, key=_member_key(key)) as client:
+        try:
+            doc = client.get("/v1/epcis/events", **params, limit=limit)
+        except NodeError as exc:
+            raise _fail(str(exc)) from exc
+    text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        count = len(doc["epcisBody"]["queryResults"]["resultsBody"]["eventList"])
+        err.print(f"wrote {count} events to {output}")

@@ -32,20 +32,31 @@ def seed_scenario(client: Client, consortium: Consortium, passphrase: str,
         return {"already_seeded": True, "last_tx": marker.read_text(encoding="utf-8").strip()}
     day = today or datetime.now(UTC).date()
     submitted: list[SignedTx] = []
+    # Each organisation submits and follows its own records with its own key:
+    # the node shows a member only what its organisation may read.
+    signers: dict[str, Client] = {}
+
+    authors: dict[str, SigningKey] = {}
+
+    def as_author(tx: SignedTx) -> Client:
+        if tx.body.author not in signers:
+            signers[tx.body.author] = client.with_key(authors[tx.body.author])
+        return signers[tx.body.author]
 
     def send(tx: SignedTx) -> None:
-        client.submit(tx)
+        as_author(tx).submit(tx)
         submitted.append(tx)
 
     def settle() -> None:
         for tx in submitted:
-            status = client.wait(tx.tx_id_hex)
+            status = as_author(tx).wait(tx.tx_id_hex)
             if status["status"] != "committed":
                 raise RuntimeError(f"demo transaction {tx.body.type} was rejected: {status}")
 
     for org in DEMO_DESCRIPTION["organisations"]:
         org_id = org["id"]
         admin = load_key(consortium.key_path(org_id, "admin"), passphrase)
+        authors[admin.key_id] = admin
         new_key = SigningKey.generate()
         save_key(consortium.key_path(org_id, "member2"), new_key, passphrase,
                  label=f"{org_id} member 2")
@@ -57,6 +68,7 @@ def seed_scenario(client: Client, consortium: Consortium, passphrase: str,
 
     keys = {o["id"]: _member(consortium, o["id"], passphrase)
             for o in DEMO_DESCRIPTION["organisations"]}
+    authors.update({k.key_id: k for k in keys.values()})
 
     def b(org: str) -> TxBuilder:
         return TxBuilder(keys[org], chain_id=chain_id)

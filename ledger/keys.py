@@ -37,6 +37,7 @@ class Domain(bytes, enum.Enum):
     CHECKPOINT = b"tradeledger/v1/checkpoint\x00"
     REQUEST = b"tradeledger/v1/request\x00"
     ATTESTATION = b"tradeledger/v1/attestation\x00"
+    SESSION = b"tradeledger/v1/session\x00"
 
 
 def key_id(public_key: bytes) -> str:

@@ -6,7 +6,8 @@ SQLite (WAL) by default; any SQLAlchemy URL, PostgreSQL included, through
 * ``block``, ``tx``, ``merkle_node``, ``checkpoint_sig``: the chain. Rows are
   only ever inserted. ``tx`` keeps the signed bytes as they were signed.
 * ``state``, ``tx_party``: derived state, rebuildable from the chain.
-* ``receipt``: this node's record of transactions it refused (not chain data).
+* ``receipt``, ``receipt_party``: this node's record of transactions it refused and
+  who signed them (not chain data).
 
 A block is committed in one database transaction: all of its rows or none.
 """
@@ -26,6 +27,7 @@ from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 from ledger.block import BlockHeader, Certificate, CheckpointSignature
 from ledger.chain import BuiltBlock, Genesis
+from ledger.contracts import PUBLIC_PARTY
 from ledger.encoding import canonical, loads
 from ledger.executor import Accepted
 from ledger.tx import SignedTx, TxSignature
@@ -89,6 +91,16 @@ class ReceiptRow(SQLModel, table=True):
     code: str = Field(max_length=64)
     message: str
     time: str = Field(max_length=40)
+
+
+class ReceiptPartyRow(SQLModel, table=True):
+    """An organisation that signed a refused transaction and may read its receipt.
+
+    Node-local, like ``receipt``."""
+
+    __tablename__ = "receipt_party"
+    tx_id: str = Field(primary_key=True, max_length=64)
+    org: str = Field(primary_key=True, max_length=32)
 
 
 CHAIN_TABLES = ("block", "tx", "merkle_node", "checkpoint_sig")
@@ -267,15 +279,27 @@ class Store:
 
     def seqs_for_party(self, org: str, *, before: int | None, limit: int,
                        tx_type: str | None = None) -> list[StoredTx]:
+        """Newest first: the transactions ``org`` is a party to, or that are public."""
+        readers = [org, PUBLIC_PARTY]
         with self.session() as s:
-            query = (select(TxRow).join(TxPartyRow, col(TxPartyRow.seq) == col(TxRow.seq))
-                     .where(TxPartyRow.org == org))
+            visible = select(TxPartyRow.seq).where(col(TxPartyRow.org).in_(readers))
+            query = select(TxRow).where(col(TxRow.seq).in_(visible))
             if before is not None:
                 query = query.where(col(TxRow.seq) < before)
             if tx_type:
                 query = query.where(TxRow.type == tx_type)
             rows = s.exec(query.order_by(col(TxRow.seq).desc()).limit(limit)).all()
             return [StoredTx.from_row(r) for r in rows]
+
+    def readable(self, org: str, seqs: Sequence[int]) -> set[int]:
+        """Which of ``seqs`` ``org`` may read: it is a party, or the record is public."""
+        if not seqs:
+            return set()
+        with self.session() as s:
+            rows = s.exec(select(TxPartyRow.seq).where(
+                col(TxPartyRow.seq).in_(list(seqs)),
+                col(TxPartyRow.org).in_([org, PUBLIC_PARTY]))).all()
+        return {int(r) for r in rows}
 
     def certificate(self, height: int) -> Certificate | None:
         with self.session() as s:
@@ -360,14 +384,23 @@ class Store:
 
     # -- receipts ---------------------------------------------------------
 
-    def add_receipts(self, receipts: Iterable[tuple[str, str, str, str]]) -> None:
-        rows = [ReceiptRow(tx_id=t, code=c, message=m, time=when) for t, c, m, when in receipts]
-        if not rows:
+    def add_receipts(self, receipts: Iterable[tuple[str, str, str, str, Sequence[str]]]
+                     ) -> None:
+        """Record refused transactions, each with the organisations that signed it."""
+        items = list(receipts)
+        if not items:
             return
         with self.session() as s:
-            for row in rows:
-                s.merge(row)
+            for tx_id, code, message, when, orgs in items:
+                s.merge(ReceiptRow(tx_id=tx_id, code=code, message=message, time=when))
+                for org in sorted(set(orgs)):
+                    s.merge(ReceiptPartyRow(tx_id=tx_id, org=org))
             s.commit()
+
+    def receipt_orgs(self, tx_id: str) -> set[str]:
+        with self.session() as s:
+            rows = s.exec(select(ReceiptPartyRow.org).where(ReceiptPartyRow.tx_id == tx_id)).all()
+        return set(rows)
 
     def receipt(self, tx_id: str) -> ReceiptRow | None:
         with self.session() as s:
@@ -385,7 +418,7 @@ class Store:
 
     @staticmethod
     def _genesis_parties(genesis: Genesis) -> list[str]:
-        return [o["id"] for o in genesis.tx.body.payload["organisations"]]
+        return genesis.parties
 
     def commit_block(self, block: BuiltBlock,
                      signatures: Sequence[CheckpointSignature] = ()) -> None:

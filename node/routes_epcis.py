@@ -143,8 +143,9 @@ def install(app: FastAPI, node: LedgerNode) -> None:
         Only the order's buyer and seller may read it."""
         return timeline_of(order_id, caller)
 
-    def timeline_page(request: Request, order_id: str, caller: CallerDep) -> HTMLResponse:
-        def build() -> dict[str, Any]:
+    def timeline_page(request: Request, order_id: str) -> HTMLResponse:
+        """The page, for the member signed in to the explorer (its session)."""
+        def build(caller: Caller) -> dict[str, Any]:
             try:
                 timeline = timeline_of(order_id, caller)
             except NotFound as exc:

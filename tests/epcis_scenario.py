@@ -52,9 +52,11 @@ class Scenario:
     def builder(self, org: str) -> TxBuilder:
         return TxBuilder(self.keys[org], chain_id=self.chain_id)
 
-    def send(self, tx: SignedTx) -> dict[str, Any]:
-        self.client.submit(tx)
-        status = self.client.wait(tx.tx_id_hex, timeout=30)
+    def send(self, tx: SignedTx, org: str) -> dict[str, Any]:
+        """Submit and wait, signing the requests as ``org`` (the tx's author)."""
+        client = self.client.with_key(self.keys[org])
+        client.submit(tx)
+        status = client.wait(tx.tx_id_hex, timeout=30)
         assert status["status"] == "committed", status
         self.committed.append(tx.tx_id_hex)
         return status
@@ -82,8 +84,12 @@ class Scenario:
         ev.update(fields)
         return ev
 
+    def record(self, org: str, tx_type: str, payload: dict[str, Any], *cosigners: str
+               ) -> dict[str, Any]:
+        return self.send(self.tx(org, tx_type, payload, *cosigners), org)
+
     def capture(self, org: str, *events: dict[str, Any]) -> dict[str, Any]:
-        return self.send(self.tx(org, "shipments.capture", {"epcis": epcis_doc(*events)}))
+        return self.record(org, "shipments.capture", {"epcis": epcis_doc(*events)})
 
     def ship(self, org: str, epcs: list[str], origin: str, destination: str) -> dict[str, Any]:
         return self.event("shipping", "in_transit", origin, epcs=epcs,
@@ -92,29 +98,29 @@ class Scenario:
     def run(self, *, step: Callable[[str], None] = lambda _name: None) -> None:
         """The whole flow; ``step(name)`` is called after each stage (for assertions)."""
         for org, places in REGISTRATIONS.items():
-            self.send(self.tx(org, "shipments.register", {"identifiers": places}))
+            self.record(org, "shipments.register", {"identifiers": places})
         today = date.today()
-        self.send(self.tx("buyer-rotterdam", "trade.order", {
+        self.record("buyer-rotterdam", "trade.order", {
             "order_id": ORDER_ID, "buyer": "buyer-rotterdam", "seller": "supplier-sz",
-            "currency": "EUR", "total": 2_400_000, "incoterms": "CIF"}, "supplier-sz"))
+            "currency": "EUR", "total": 2_400_000, "incoterms": "CIF"}, "supplier-sz")
         step("order")
         # Factory: commission the cases, pack them on a pallet, hand over to the forwarder.
         self.capture("supplier-sz",
                      self.event("commissioning", "active", FACTORY, epcs=CASES, action="ADD"),
                      self.event("packing", "in_progress", FACTORY, kind="AggregationEvent",
                                 action="ADD", parentID=PALLET, childEPCs=CASES, hours=1))
-        self.send(self.tx("supplier-sz", "trade.invoice", {
+        self.record("supplier-sz", "trade.invoice", {
             "invoice_id": "INV-EPCIS-0001", "order_id": ORDER_ID, "amount": 2_400_000,
             "currency": "EUR", "issue_date": today.isoformat(),
-            "due_date": (today + timedelta(days=60)).isoformat(), "payment_terms": "NET60"}))
+            "due_date": (today + timedelta(days=60)).isoformat(), "payment_terms": "NET60"})
         step("invoice")
         self.capture("supplier-sz", self.ship("supplier-sz", [PALLET], FACTORY, PORT_SZ))
         self.capture("logistics",
                      self.event("receiving", "in_progress", PORT_SZ, epcs=[PALLET]),
                      self.event("loading", "in_progress", PORT_SZ, epcs=[PALLET], hours=2))
         self.capture("logistics", self.ship("logistics", [PALLET], PORT_SZ, PORT_RTM))
-        self.send(self.tx("buyer-rotterdam", "trade.invoice_ack",
-                          {"invoice_id": "INV-EPCIS-0001"}))
+        self.record("buyer-rotterdam", "trade.invoice_ack",
+                          {"invoice_id": "INV-EPCIS-0001"})
         step("shipped")
         # Rotterdam: arrival, customs hold and inspection, release.
         self.capture("logistics",
@@ -136,10 +142,10 @@ class Scenario:
                      self.event("storing", "sellable_accessible", WAREHOUSE, epcs=CASES,
                                 hours=1))
         step("warehouse")
-        self.send(self.tx("buyer-rotterdam", "trade.payment", {
+        self.record("buyer-rotterdam", "trade.payment", {
             "payment_id": "PAY-EPCIS-0001", "invoice_id": "INV-EPCIS-0001",
-            "amount": 1_000_000, "currency": "EUR", "value_date": today.isoformat()}))
-        self.send(self.tx("buyer-rotterdam", "trade.payment", {
+            "amount": 1_000_000, "currency": "EUR", "value_date": today.isoformat()})
+        self.record("buyer-rotterdam", "trade.payment", {
             "payment_id": "PAY-EPCIS-0002", "invoice_id": "INV-EPCIS-0001",
-            "amount": 1_400_000, "currency": "EUR", "value_date": today.isoformat()}))
+            "amount": 1_400_000, "currency": "EUR", "value_date": today.isoformat()})
         step("paid")

@@ -18,7 +18,8 @@ from ledger.epcis import normalise_epc, validate_document
 from node.app import create_app
 from tests import epcis_scenario as sc
 from tests.conftest import PASSPHRASE
-from tests.helpers import make_node, serve
+from tests.harness.server import serve_app
+from tests.helpers import make_node
 
 runner = CliRunner()
 
@@ -28,7 +29,7 @@ def served(demo_consortium: Any, tmp_path: Path) -> Iterator[tuple[str, Any, Pat
     consortium, _genesis, _orgs = demo_consortium
     node = make_node(demo_consortium, f"sqlite:///{tmp_path / 'ledger.db'}",
                      block_interval=0.01)
-    with serve(create_app(node)) as url:
+    with serve_app(create_app(node)) as url:
         yield url, node, consortium.key_path("logistics", "member1")
 
 
@@ -60,6 +61,24 @@ def test_a_large_file_is_imported_in_batches_and_every_event_committed(
     record = sh.epc_record(node.store, last)
     assert record["count"] == 1 and record["read_point"] == normalise_epc(sc.PORT_SZ)
     assert node.store.get(sh.counter_key("loc", normalise_epc(sc.PORT_SZ)))["count"] == 1_150
+    # Export: the first events at the port, as a query document the validator accepts.
+    out = tmp_path / "export.json"
+    exported = runner.invoke(app, ["epcis", "events", "--key", str(key), "--node", url,
+                                   "--location", sc.PORT_SZ, "--limit", "5", "--out", str(out)],
+                             env={"TRADELEDGER_PASSPHRASE": PASSPHRASE})
+    assert exported.exit_code == 0, exported.output
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    events = validate_document(doc)
+    assert doc["type"] == "EPCISQueryDocument" and len(events) == 5
+    assert events[0].epc_list == (normalise_epc("urn:epc:id:sgtin:8881234.000111.0"),)
+    # Another organisation's key sees none of them.
+    buyer_key = key.parent.parent / "buyer-lyon" / "member1.key"
+    other = runner.invoke(app, ["epcis", "events", "--key", str(buyer_key), "--node", url,
+                                "--location", sc.PORT_SZ],
+                          env={"TRADELEDGER_PASSPHRASE": PASSPHRASE})
+    assert other.exit_code == 0, other.output
+    assert json.loads(other.stdout)["epcisBody"]["queryResults"]["resultsBody"][
+        "eventList"] == []
 
 
 def test_an_invalid_file_is_refused_before_anything_is_sent(served: Any, tmp_path: Path

@@ -9,42 +9,52 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from client.sdk import Client, NodeError, TxBuilder
+from client.sdk import Client, NodeError, RequestSigner, TxBuilder
 from ledger.audit import audit, rebuild_derived
 from ledger.contracts import shipments as sh
 from ledger.epcis import normalise_epc, validate_document
 from node.app import create_app
-from node.auth import Caller, member
 from tests import epcis_scenario as sc
 from tests.helpers import make_node
 from tests.test_epcis_validate import INVALID, INVALID_EXPECTED, VALID
 
 
+class SignedAs:
+    """GETs through the app, signed with a member key of one organisation."""
+
+    def __init__(self, http: TestClient, signer: RequestSigner) -> None:
+        self.http = http
+        self.signer = signer
+
+    def get(self, path: str, params: dict[str, str] | None = None) -> httpx.Response:
+        return self.http.get(path, params=params, auth=self.signer)
+
+
 @dataclass
 class Api:
     http: TestClient
-    client: Client
+    client: Client  # signs as the platform
     node: Any
     orgs: Any
     chain_id: str
-    viewer: list[str]
 
-    def as_org(self, org: str) -> TestClient:
-        """Requests from now on come from a member of ``org``."""
-        self.viewer[0] = org
-        return self.http
+    def as_org(self, org: str) -> SignedAs:
+        """Requests signed by a member key of ``org``."""
+        return SignedAs(self.http, RequestSigner(self.orgs[org].member, chain_id=self.chain_id))
 
     def builder(self, org: str) -> TxBuilder:
         return TxBuilder(self.orgs[org].member, chain_id=self.chain_id)
 
     def capture(self, org: str, doc: Any) -> dict[str, Any]:
         tx = self.builder(org).build("shipments.capture", {"epcis": doc})
-        self.client.submit(tx)
-        return self.client.wait(tx.tx_id_hex, timeout=30)
+        client = self.client.with_key(self.orgs[org].member)
+        client.submit(tx)
+        return client.wait(tx.tx_id_hex, timeout=30)
 
     def events(self, org: str, **query: str) -> list[dict[str, Any]]:
         response = self.as_org(org).get("/v1/epcis/events", params=query)
@@ -60,15 +70,10 @@ class Api:
 @pytest.fixture
 def api(demo_consortium: Any, db_url: str) -> Iterator[Api]:
     node = make_node(demo_consortium, db_url, block_interval=0.01)
-    app = create_app(node)
     _c, genesis, orgs = demo_consortium
-    viewer = ["platform"]
-    roles = {o["id"]: frozenset(o["roles"]) for o in genesis.tx.body.payload["organisations"]}
-    # Signed member requests (issue 4) supply the Caller; here the test names it.
-    app.dependency_overrides[member] = lambda: Caller(viewer[0], "test-key", roles[viewer[0]])
-    with TestClient(app) as http:
-        yield Api(http, Client(http=http, genesis=genesis.to_bytes()), node, orgs,
-                  genesis.chain_id, viewer)
+    with TestClient(create_app(node)) as http:
+        yield Api(http, Client(http=http, genesis=genesis.to_bytes(),
+                               key=orgs["platform"].member), node, orgs, genesis.chain_id)
 
 
 def _load(path: Path) -> Any:
@@ -103,18 +108,19 @@ def test_every_shared_invalid_document_is_refused_naming_the_field(api: Api, pat
                                                                    ) -> None:
     field, rule = INVALID_EXPECTED[path.name]
     tx = api.builder("logistics").build("shipments.capture", {"epcis": _load(path)})
+    logistics = api.client.with_key(api.orgs["logistics"].member)
     with pytest.raises(NodeError) as info:
-        api.client.submit(tx)
+        logistics.submit(tx)
     assert info.value.status == 400
     assert info.value.field == f"body.payload.epcis.{field}"
     assert info.value.problem["rule"] == rule
     assert f"body.payload.epcis.{field}" in info.value.problem["message"]
     # In a batch, the same error names the item.
-    result = api.client.submit_batch([tx])[0]
+    result = logistics.submit_batch([tx])[0]
     assert result["status"] == "refused"
     assert result["field"] == f"transactions[0].body.payload.epcis.{field}"
     with pytest.raises(NodeError) as missing:
-        api.client.tx(tx.tx_id_hex)
+        logistics.tx(tx.tx_id_hex)
     assert missing.value.status == 404  # nothing was queued or written
 
 
@@ -149,8 +155,7 @@ def test_queries_need_exactly_one_well_formed_selector(api: Api) -> None:
         assert response.status_code == 400 and response.json()["rule"] == "one_of"
     response = http.get("/v1/epcis/events", params={"epc": "urn:epc:id:sgtin:12.34"})
     assert response.status_code == 400 and response.json()["field"] == "epc"
-    del api.http.app.dependency_overrides[member]  # type: ignore[attr-defined]
-    response = api.http.get("/v1/epcis/events", params={"epc": sc.CASES[0]})
+    response = api.http.get("/v1/epcis/events", params={"epc": sc.CASES[0]})  # unsigned
     assert response.status_code == 401 and response.json()["code"] == "unauthenticated"
 
 
@@ -219,6 +224,19 @@ def test_an_order_from_purchase_to_payment_with_its_timeline(api: Api) -> None:
     case = sh.epc_record(api.node.store, normalise_epc(sc.CASES[0]))
     assert case["parent"] is None and case["location"] == sc.WAREHOUSE_DL
     assert case["disposition"] == "sellable_accessible"
+
+    # The capture transactions themselves follow the same parties (tx_party rows): the
+    # factory's scans are readable by the order's buyer, not by the forwarder or a bank.
+    factory_scans = scenario.committed[5]
+    buyer = api.client.with_key(api.orgs["buyer-rotterdam"].member)
+    assert buyer.tx(factory_scans)["transaction"]["body"]["type"] == "shipments.capture"
+    for outsider in ("logistics", "bank-eu"):
+        with pytest.raises(NodeError) as hidden:
+            api.client.with_key(api.orgs[outsider].member).tx(factory_scans)
+        assert hidden.value.status == 404
+    # Registrations are public.
+    assert api.client.with_key(api.orgs["bank-eu"].member).tx(scenario.committed[0])[
+        "status"] == "committed"
 
     # The chain is the truth: an audit replays every capture to the same derived state,
     # and a rebuild of the shipments state is byte-identical.

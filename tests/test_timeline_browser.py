@@ -11,49 +11,71 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from client.sdk import Client
 from ledger.store import Store
 from node.app import create_app
-from node.auth import Caller, member
 from node.service import LedgerNode
 from tests import epcis_scenario as sc
-from tests import test_explorer_browser as explorer_tests
-from tests.helpers import serve
+from tests.harness import skip_or_fail
+from tests.harness.browser import checked_page, chromium_available, launch_chromium
+from tests.harness.server import serve_app
 
 pytestmark = pytest.mark.browser
 SCREENSHOT = Path("/tmp/timeline.png")  # left for a human look, not checked
-# The explorer tests' Chromium and page fixtures (a page fails on any script error).
-browser = explorer_tests.browser
-page = explorer_tests.page
 
 
 @pytest.fixture(scope="module")
 def site(demo_consortium: Any, tmp_path_factory: pytest.TempPathFactory
-         ) -> Iterator[tuple[str, list[str], dict[str, Any]]]:
+         ) -> Iterator[tuple[str, Any, dict[str, Any]]]:
     _c, genesis, orgs = demo_consortium
     # Not make_node: its stores close after each test, this one serves the module.
     store = Store(f"sqlite:///{tmp_path_factory.mktemp('timeline') / 'ledger.db'}")
     node = LedgerNode(store, genesis, node_key=orgs["platform"].node, node_org="platform",
                       block_interval=0.01)
-    app = create_app(node)
-    viewer = ["buyer-rotterdam"]
-    roles = {o["id"]: frozenset(o["roles"]) for o in genesis.tx.body.payload["organisations"]}
-    # Signed requests and explorer sessions (issue 4) supply the Caller; the test names it.
-    app.dependency_overrides[member] = lambda: Caller(viewer[0], "test-key", roles[viewer[0]])
-    with serve(app) as url, Client(url, genesis=genesis.to_bytes()) as client:
+    with serve_app(create_app(node)) as url, \
+            Client(url, genesis=genesis.to_bytes(), key=orgs["platform"].member) as client:
         sc.Scenario(client, {o: orgs[o].member for o in orgs}, genesis.chain_id).run()
-        timeline = httpx.get(f"{url}/v1/orders/{sc.ORDER_ID}/timeline", timeout=10).json()
-        yield url, viewer, timeline
-    node.store.close()
+        timeline = client.with_key(orgs["buyer-rotterdam"].member).get(
+            f"/v1/orders/{sc.ORDER_ID}/timeline")
+        yield url, orgs, timeline
+    store.close()
+
+
+def sign_in(page: Page, base: str, orgs: Any, org: str) -> None:
+    """Open an explorer session as a member of ``org`` with a one-time sign-in link."""
+    page.context.clear_cookies()
+    with Client(base, key=orgs[org].member, chain_id="tradeledger-demo") as client:
+        url = client.explorer_login_url()
+    response = page.goto(url)
+    assert response is not None and response.status == 200
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    skip_or_fail(chromium_available())
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh page; any script or console error (CSP included) fails the test."""
+    with checked_page(browser, allow_status=(401, 404),
+                      viewport={"width": 1280, "height": 900}) as pg:
+        yield pg
 
 
 def test_the_timeline_page_shows_the_three_flows_and_filters_them(site: Any, page: Any
                                                                   ) -> None:
-    url, viewer, timeline = site
-    viewer[0] = "buyer-rotterdam"
+    url, orgs, timeline = site
+    sign_in(page, url, orgs, "buyer-rotterdam")
     response = page.goto(f"{url}/explorer/orders/{sc.ORDER_ID}")
     assert response is not None and response.status == 200
     assert "script-src 'self'" in response.headers["content-security-policy"]
@@ -96,12 +118,15 @@ def test_the_timeline_page_shows_the_three_flows_and_filters_them(site: Any, pag
 
 
 def test_an_organisation_outside_the_order_gets_not_found(site: Any, page: Any) -> None:
-    url, viewer, _timeline = site
-    viewer[0] = "logistics"
-    try:
-        response = page.goto(f"{url}/explorer/orders/{sc.ORDER_ID}")
-        assert response is not None and response.status == 404
-        assert "Order not found" in page.locator("h1").inner_text()
-    finally:
-        viewer[0] = "buyer-rotterdam"
+    url, orgs, _timeline = site
+    sign_in(page, url, orgs, "logistics")
+    response = page.goto(f"{url}/explorer/orders/{sc.ORDER_ID}")
+    assert response is not None and response.status == 404
+    assert "Order not found" in page.locator("h1").inner_text()
 
+
+def test_an_anonymous_visitor_is_asked_to_sign_in(site: Any, page: Any) -> None:
+    url, _orgs, _timeline = site
+    response = page.goto(f"{url}/explorer/orders/{sc.ORDER_ID}")
+    assert response is not None and response.status == 401
+    assert sc.ORDER_ID not in page.content()

@@ -186,6 +186,7 @@ class RegisterPayload(Payload):
     payload=RegisterPayload,
     roles=ROLES_REGISTER,
     summary="Tie GS1 locations (GLN) and parties (PGLN) to an organisation.",
+    public=True,
 )
 def apply_register(ctx: TxContext, p: RegisterPayload) -> None:
     # 1. The owner is the author's organisation unless the platform registers for another.
