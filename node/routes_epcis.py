@@ -7,7 +7,7 @@
 * ``GET /explorer/orders/{order_id}`` renders that timeline as a page.
 
 Visibility is decided by :mod:`ledger.traceability` from the parties the
-contracts stored; a record the caller may not see is answered 404 (never 403),
+contracts stored, in reads that no block commit overlapped (``read_at_head``); a record the caller may not see is answered 404 (never 403),
 so its existence does not leak. Routes hold no business rules.
 """
 
@@ -124,14 +124,17 @@ def install(app: FastAPI, node: LedgerNode) -> None:
         key = normalise_epc(value, field=name)
         index = {"epc": "epc", "location": "loc", "biz_transaction": "btx"}[name]
         prefix = sh.history_prefix(index, key)
-        records = traceability.event_records(node.store, prefix, caller.org, limit=limit)
-        body = query_document([source.event(r) for r in records],
-                              created=format_time(node.clock.now()))
+        # One consistent read: retried if a block committed meanwhile.
+        events = node.read_at_head(lambda _state, _head: [
+            source.event(r)
+            for r in traceability.event_records(node.store, prefix, caller.org, limit=limit)])
+        body = query_document(events, created=format_time(node.clock.now()))
         return Response(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
                         media_type="application/ld+json")
 
     def timeline_of(order_id: str, caller: Caller) -> dict[str, Any]:
-        found = traceability.order_timeline(node.store, order_id, caller.org)
+        found = node.read_at_head(
+            lambda _state, _head: traceability.order_timeline(node.store, order_id, caller.org))
         if found is None:
             raise NotFound(f"no order {order_id!r} visible to {caller.org}",
                            code="unknown_order")
