@@ -12,15 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from client.sdk import Client
 from ledger.store import Store
 from node.app import create_app
 from node.service import LedgerNode
 from tests import epcis_scenario as sc
-from tests.harness import skip_or_fail
-from tests.harness.browser import checked_page, chromium_available, launch_chromium
+from tests import test_rating_page_browser as rating_page_tests
+from tests.harness.browser import checked_page
 from tests.harness.server import serve_app
 
 pytestmark = pytest.mark.browser
@@ -44,24 +44,9 @@ def site(demo_consortium: Any, tmp_path_factory: pytest.TempPathFactory
     store.close()
 
 
-def sign_in(page: Page, base: str, orgs: Any, org: str) -> None:
-    """Open an explorer session as a member of ``org`` with a one-time sign-in link."""
-    page.context.clear_cookies()
-    with Client(base, key=orgs[org].member, chain_id="tradeledger-demo") as client:
-        url = client.explorer_login_url()
-    response = page.goto(url)
-    assert response is not None and response.status == 200
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    skip_or_fail(chromium_available())
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+# The rating page's sign-in (a real one-time link of a member key) and its Chromium.
+sign_in = rating_page_tests.sign_in
+browser = rating_page_tests.browser
 
 
 @pytest.fixture
