@@ -16,7 +16,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from client import cli_epcis, cli_ratings
+from client import cli_confidential, cli_epcis, cli_ratings
 from client.cli_common import (
     JsonOpt,
     NodeOpt,
@@ -50,6 +50,7 @@ app.add_typer(node_app, name="node")
 app.add_typer(tx_app, name="tx")
 app.add_typer(proof_app, name="proof")
 app.add_typer(cli_epcis.app, name="epcis")
+app.add_typer(cli_confidential.app, name="confidential")
 app.add_typer(explorer_app, name="explorer")
 
 
@@ -122,6 +123,10 @@ def node_run(
     host: str = "127.0.0.1",
     port: int = 8700,
     database_url: Annotated[str, typer.Option(envvar="DATABASE_URL")] = "",
+    encryption_key: Annotated[Path | None, typer.Option(
+        "--encryption-key", envvar="TRADELEDGER_ENCRYPTION_KEY",
+        help="The organisation's encryption key file: check sealed details sent to it.")
+    ] = None,
 ) -> None:
     """Run a node with solo ordering (SQLite unless DATABASE_URL is set)."""
     import uvicorn
@@ -130,7 +135,8 @@ def node_run(
     from node.config import NodeConfig
 
     config = NodeConfig(data_dir=data, genesis_path=genesis, node_key_path=node_key,
-                        node_org=org, passphrase=_passphrase(), database_url=database_url)
+                        node_org=org, passphrase=_passphrase(), database_url=database_url,
+                        encryption_key_path=encryption_key)
     try:
         application = app_from_config(config)
     except LedgerError as exc:

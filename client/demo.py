@@ -92,6 +92,10 @@ def run_demo(data: Path, *, port: int, serve: bool, console: Console) -> None:
                   "--out proof.json")
     console.print(f"  {tl} proof verify proof.json --genesis {consortium.genesis_path}")
     console.print(f"  {tl} audit --db sqlite:///{data / 'ledger.db'}")
+    if "sealed_order_tx" in summary:  # the buyer opens the order's sealed line items
+        console.print(f"  {tl} confidential open {summary['sealed_order_tx']} "
+                      f"--org buyer-rotterdam --key {reader} --encryption-key "
+                      f"{consortium.encryption_key_path('buyer-rotterdam')}")
     if not serve:
         server.should_exit = True
         thread.join(timeout=10)

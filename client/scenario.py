@@ -7,7 +7,10 @@ It grows with each record family:
 * trade (information flow): Lowlands Retail orders electronics from
   Shenzhen Bright Electronics, is invoiced, acknowledges the payable and pays
   in two parts; Maison Rhone orders textiles from Saigon Textile Works, is
-  invoiced and acknowledges (not yet due); a third invoice is disputed;
+  invoiced and acknowledges (not yet due); a third invoice is disputed.
+  The line items, unit prices and bank terms of every order and invoice are
+  sealed to its buyer and seller (specs/trade.md#confidential-details); the
+  platform's node, which serves the demo, holds only their ciphertext.
 * shipments (logistics flow, GS1 EPCIS 2.0): the Shenzhen factory, the
   forwarder's terminals, the inspection agency and the bonded warehouse register
   their places; the electronics for Lowlands Retail are packed on a pallet,
@@ -20,6 +23,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from client.confidential import encryption_keys, sealed_invoice, sealed_order
 from client.consortium import DEMO_DESCRIPTION, Consortium
 from client.sdk import Client, TxBuilder
 from ledger.contracts.shipments import order_biz_transaction
@@ -29,6 +33,32 @@ from ledger.tx import SignedTx
 
 def _member(consortium: Consortium, org: str, passphrase: str) -> SigningKey:
     return load_key(consortium.key_path(org, "member1"), passphrase)
+
+
+def _line(sku: str, description: str, quantity: int, unit_price: int) -> dict[str, Any]:
+    return {"sku": sku, "description": description, "quantity": quantity, "unit": "EA",
+            "unit_price": unit_price}
+
+
+# The commercial details of the three trades: only the buyer and the seller read them.
+DETAILS: dict[str, dict[str, Any]] = {
+    "PO-NL-0001": {"line_items": [
+        _line("SZ-OLED-61", "6.1-inch OLED display module", 400, 2_500),
+        _line("SZ-USBC-PD65", "65 W USB-C PD charger", 500, 500)]},
+    "PO-FR-0001": {"line_items": [
+        _line("HCM-LIN-SHIRT", "Linen shirt, stone washed", 1_200, 300),
+        _line("HCM-COT-TEE", "Organic cotton T-shirt", 1_500, 80)]},
+    "PO-FR-0002": {"line_items": [
+        _line("IZ-EVOO-5L", "Extra virgin olive oil, 5 l tin (case of 4)", 40, 2_400)]},
+}
+BANK_TERMS: dict[str, dict[str, str]] = {
+    "supplier-sz": {"bank": "Harbour Bank Asia", "account": "HK-012-883-204417-001",
+                    "swift_bic": "HRBAHKHHXXX"},
+    "supplier-hcm": {"bank": "Harbour Bank Asia", "account": "VN-970-415-0088-2231",
+                     "swift_bic": "HRBAHKHHXXX"},
+    "supplier-izmir": {"bank": "Rhine Trade Bank", "iban": "TR330006100519786457841326",
+                       "swift_bic": "RHTBDEFFXXX"},
+}
 
 
 def seed_scenario(client: Client, consortium: Consortium, passphrase: str,
@@ -80,32 +110,35 @@ def seed_scenario(client: Client, consortium: Consortium, passphrase: str,
         return TxBuilder(keys[org], chain_id=chain_id)
 
     iso = date.isoformat
-    # Order 1: buyer and seller both sign the purchase order.
-    send(b("buyer-rotterdam").build("trade.order", {
-        "order_id": "PO-NL-0001", "buyer": "buyer-rotterdam", "seller": "supplier-sz",
-        "currency": "EUR", "total": 1_250_000, "incoterms": "CIF",
-        "delivery_by": iso(day + timedelta(days=45))}, cosigners=[keys["supplier-sz"]]))
-    send(b("buyer-lyon").build("trade.order", {
-        "order_id": "PO-FR-0001", "buyer": "buyer-lyon", "seller": "supplier-hcm",
-        "currency": "EUR", "total": 480_000, "incoterms": "FOB"},
-        cosigners=[keys["supplier-hcm"]]))
-    send(b("buyer-lyon").build("trade.order", {
-        "order_id": "PO-FR-0002", "buyer": "buyer-lyon", "seller": "supplier-izmir",
-        "currency": "USD", "total": 96_000}, cosigners=[keys["supplier-izmir"]]))
+    sealing = encryption_keys(consortium.genesis_path.read_bytes())
+
+    def order(order_id: str, buyer: str, seller: str, currency: str, **clear: Any) -> None:
+        # Buyer and seller both sign the purchase order; its lines are sealed to both.
+        send(b(buyer).build("trade.order", sealed_order(
+            order_id=order_id, buyer=buyer, seller=seller, currency=currency,
+            details=DETAILS[order_id], keys=sealing, **clear), cosigners=[keys[seller]]))
+
+    def invoice(invoice_id: str, order_id: str, buyer: str, seller: str, currency: str,
+                issued: date, due: date, terms: str, **clear: Any) -> None:
+        details = {**DETAILS[order_id], "bank_terms": BANK_TERMS[seller]}
+        send(b(seller).build("trade.invoice", sealed_invoice(
+            invoice_id=invoice_id, order_id=order_id, buyer=buyer, seller=seller,
+            currency=currency, issue_date=iso(issued), due_date=iso(due),
+            payment_terms=terms, details=details, keys=sealing, **clear)))
+
+    order("PO-NL-0001", "buyer-rotterdam", "supplier-sz", "EUR", incoterms="CIF",
+          delivery_by=iso(day + timedelta(days=45)))
+    sealed_example = submitted[-1].tx_id_hex
+    order("PO-FR-0001", "buyer-lyon", "supplier-hcm", "EUR", incoterms="FOB")
+    order("PO-FR-0002", "buyer-lyon", "supplier-izmir", "USD")
     settle()
-    send(b("supplier-sz").build("trade.invoice", {
-        "invoice_id": "INV-SZ-0001", "order_id": "PO-NL-0001", "amount": 1_250_000,
-        "currency": "EUR", "issue_date": iso(day - timedelta(days=40)),
-        "due_date": iso(day - timedelta(days=10)), "payment_terms": "NET30",
-        "fx_rate_to_usd": {"numerator": 108, "denominator": 100}}))
-    send(b("supplier-hcm").build("trade.invoice", {
-        "invoice_id": "INV-HCM-0001", "order_id": "PO-FR-0001", "amount": 480_000,
-        "currency": "EUR", "issue_date": iso(day), "due_date": iso(day + timedelta(days=60)),
-        "payment_terms": "NET60", "fx_rate_to_usd": {"numerator": 108, "denominator": 100}}))
-    send(b("supplier-izmir").build("trade.invoice", {
-        "invoice_id": "INV-IZ-0001", "order_id": "PO-FR-0002", "amount": 96_000,
-        "currency": "USD", "issue_date": iso(day - timedelta(days=5)),
-        "due_date": iso(day + timedelta(days=25)), "payment_terms": "NET30"}))
+    eur_usd = {"numerator": 108, "denominator": 100}
+    invoice("INV-SZ-0001", "PO-NL-0001", "buyer-rotterdam", "supplier-sz", "EUR",
+            day - timedelta(days=40), day - timedelta(days=10), "NET30", fx_rate_to_usd=eur_usd)
+    invoice("INV-HCM-0001", "PO-FR-0001", "buyer-lyon", "supplier-hcm", "EUR",
+            day, day + timedelta(days=60), "NET60", fx_rate_to_usd=eur_usd)
+    invoice("INV-IZ-0001", "PO-FR-0002", "buyer-lyon", "supplier-izmir", "USD",
+            day - timedelta(days=5), day + timedelta(days=25), "NET30")
     settle()
     send(b("buyer-rotterdam").build("trade.invoice_ack", {"invoice_id": "INV-SZ-0001"}))
     send(b("buyer-lyon").build("trade.invoice_ack", {"invoice_id": "INV-HCM-0001"}))
@@ -130,7 +163,8 @@ def seed_scenario(client: Client, consortium: Consortium, passphrase: str,
     last = submitted[-1].tx_id_hex
     marker.write_text(last + "\n", encoding="utf-8")
     return {"transactions": len(submitted), "orders": 3, "invoices": 3, "payments": 2,
-            "shipment_scans": 11, "last_tx": last}
+            "shipment_scans": 11, "last_tx": last,
+            "sealed_order_tx": sealed_example}
 
 
 #: The demo's places (GLNs), by the organisation that registers them.

@@ -188,6 +188,11 @@ class Client:
         result: dict[str, Any] = self.get(f"/v1/tx/{tx_id}")
         return result
 
+    def confidential(self, tx_id: str) -> dict[str, Any]:
+        """The node's check of its organisation's sealed copy (``checked_by_node``)."""
+        result: dict[str, Any] = self.get(f"/v1/tx/{tx_id}/confidential")
+        return result
+
     def records(self, *, before: int | None = None, limit: int = 50,
                 tx_type: str | None = None) -> dict[str, Any]:
         """Newest first: the records the key's organisation may read."""

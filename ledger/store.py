@@ -8,6 +8,8 @@ SQLite (WAL) by default; any SQLAlchemy URL, PostgreSQL included, through
 * ``state``, ``tx_party``: derived state, rebuildable from the chain.
 * ``receipt``, ``receipt_party``: this node's record of transactions it refused and
   who signed them (not chain data).
+* ``confidential_check``: what this node found opening its organisation's
+  sealed copies of trade details (node-local like ``receipt``; no plaintext).
 
 A block is committed in one database transaction: all of its rows or none.
 """
@@ -90,6 +92,22 @@ class ReceiptRow(SQLModel, table=True):
     tx_id: str = Field(primary_key=True, max_length=64)
     code: str = Field(max_length=64)
     message: str
+    time: str = Field(max_length=40)
+
+
+class ConfidentialCheckRow(SQLModel, table=True):
+    """The outcome of opening this node's organisation's sealed copy of a record.
+
+    Node-local, like ``receipt``: neither chain data nor derived state, so audit
+    and rebuild never read or write it. It holds outcomes, never plaintext.
+    """
+
+    __tablename__ = "confidential_check"
+    tx_id: str = Field(primary_key=True, max_length=64)
+    seq: int = Field(index=True)
+    org: str = Field(max_length=32)
+    outcome: str = Field(max_length=16)
+    detail: str
     time: str = Field(max_length=40)
 
 
@@ -405,6 +423,48 @@ class Store:
     def receipt(self, tx_id: str) -> ReceiptRow | None:
         with self.session() as s:
             return s.get(ReceiptRow, tx_id)
+
+    # -- confidential checks (node-local) -----------------------------------
+
+    def add_confidential_checks(self, rows: Sequence[tuple[str, int, str, str, str, str]]
+                                ) -> None:
+        """Insert or replace ``(tx_id, seq, org, outcome, detail, time)`` check outcomes."""
+        if not rows:
+            return
+        m = self._mark
+        with self._write_lock, self.engine.begin() as conn:
+            conn.exec_driver_sql(
+                f"INSERT INTO confidential_check (tx_id, seq, org, outcome, detail, time) "
+                f"VALUES ({m}, {m}, {m}, {m}, {m}, {m}) ON CONFLICT (tx_id) DO UPDATE SET "
+                "seq = excluded.seq, org = excluded.org, outcome = excluded.outcome, "
+                "detail = excluded.detail, time = excluded.time",
+                list(rows))
+
+    def confidential_check(self, tx_id: str) -> ConfidentialCheckRow | None:
+        with self.session() as s:
+            return s.get(ConfidentialCheckRow, tx_id)
+
+    def confidential_checked_seq(self) -> int:
+        """The highest log index checked so far, or -1."""
+        with self.session() as s:
+            found = s.exec(select(func.max(ConfidentialCheckRow.seq))).one()
+        return -1 if found is None else int(found)
+
+    def txs_of_types(self, types: Iterable[str], *, after_seq: int,
+                     batch: int = 1000) -> Iterator[StoredTx]:
+        """Committed transactions of ``types`` with log index above ``after_seq``."""
+        wanted = sorted(types)
+        seq = after_seq
+        while True:
+            with self.session() as s:
+                rows = s.exec(select(TxRow).where(col(TxRow.seq) > seq,
+                                                  col(TxRow.type).in_(wanted))
+                              .order_by(col(TxRow.seq)).limit(batch)).all()
+            if not rows:
+                return
+            for row in rows:
+                yield StoredTx.from_row(row)
+            seq = rows[-1].seq
 
     def nonce_used(self, author: str, nonce: str) -> bool:
         return self.get_raw(f"nonce/{author}/{nonce}") is not None

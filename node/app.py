@@ -18,9 +18,9 @@ from fastapi.responses import JSONResponse
 from ledger.chain import Genesis
 from ledger.encoding import loads
 from ledger.errors import MalformedRecord, NotFound
-from ledger.keys import load_key
+from ledger.keys import load_encryption_key, load_key
 from ledger.store import Store
-from node import errors, explorer, routes_epcis, routes_ratings
+from node import errors, explorer, routes_confidential, routes_epcis, routes_ratings
 from node.auth import Authenticator, Caller, member, read_body
 from node.config import NodeConfig
 from node.service import LedgerNode
@@ -193,6 +193,7 @@ def create_app(node: LedgerNode, *, max_request_bytes: int = 4 * 1024 * 1024,
 
     routes_epcis.install(app, node)
     explorer.install(app, node)
+    routes_confidential.install(app, node)
     routes_ratings.install(app, node)
     return app
 
@@ -214,10 +215,12 @@ def app_from_config(config: NodeConfig) -> FastAPI:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     genesis = Genesis.from_bytes(Path(config.genesis_path).read_bytes())
     key = load_key(config.node_key_path, config.passphrase)
+    encryption = (None if config.encryption_key_path is None
+                  else load_encryption_key(config.encryption_key_path, config.passphrase))
     store = Store(config.db_url)
     node = LedgerNode(store, genesis, node_key=key, node_org=config.node_org,
                       block_max_txs=config.block_max_txs, block_interval=config.block_interval,
-                      max_pending=config.max_pending)
+                      max_pending=config.max_pending, encryption_key=encryption)
     return create_app(node, max_request_bytes=config.max_request_bytes,
                       max_batch=config.max_batch)
 

@@ -34,11 +34,12 @@ from ledger.errors import (
     VerificationError,
 )
 from ledger.executor import GENESIS_TYPE, MAX_CLOCK_SKEW, VerifiedSignatures
-from ledger.keys import Domain, SigningKey, is_valid, verify
+from ledger.keys import Domain, EncryptionKey, SigningKey, is_valid, verify
 from ledger.state import CachedState, StateReader
 from ledger.store import Store, StoredTx, StoreNodes
 from ledger.timefmt import format_time
 from ledger.tx import SignedTx
+from node.confidential import ConfidentialChecker
 
 log = logging.getLogger("tradeledger.node")
 T = TypeVar("T")
@@ -94,7 +95,10 @@ class LedgerNode:
         block_interval: float = 0.05,
         max_pending: int = 50_000,
         clock: Clock | None = None,
+        encryption_key: EncryptionKey | None = None,
     ) -> None:
+        """``encryption_key`` is the node organisation's X25519 secret; with it the
+        node checks the sealed details addressed to its organisation."""
         self.store = store
         self.genesis = genesis
         self.chain_id = genesis.chain_id
@@ -122,7 +126,11 @@ class LedgerNode:
         # :meth:`read_at_head` retries a read that overlapped a commit.
         self._commit_seq = 0
         self.head: BlockHeader
+        self.confidential: ConfidentialChecker | None = None
         self._open()
+        if encryption_key is not None:
+            self.confidential = ConfidentialChecker(store, node_org, encryption_key)
+            self.confidential.catch_up(now=self.clock.now())
 
     # -- start-up -----------------------------------------------------------
 
@@ -354,6 +362,7 @@ class LedgerNode:
             self._state.committed(built.state_writes)
             self.head = built.header
             self._commit_seq += 1
+            self._check_confidential(built.header, [a.tx for a in built.accepted])
         when = format_time(self.clock.now())
         self.store.add_receipts((r.tx.tx_id_hex, r.error.code, r.error.message, when,
                                  self.signer_orgs(r.tx)) for r in built.refused)
@@ -366,6 +375,23 @@ class LedgerNode:
                 for s in tx.signatures:
                     self._verified.pairs.discard((tx.tx_id, s.key_id))
         return built.header if built.accepted else None
+
+    def _check_confidential(self, header: BlockHeader, txs: Sequence[SignedTx]) -> None:
+        """Check the committed block's sealed details for this node's organisation.
+
+        The block is final whatever this finds: a failure here is logged, and
+        the next start catches up from the last checked transaction.
+        """
+        if self.confidential is None:
+            return
+        first = header.log_size - len(txs)
+        try:
+            self.confidential.check(
+                [StoredTx(first + i, header.height, tx.tx_id_hex, tx.body.type,
+                          tx.body.author, tx.body_bytes, tx.signatures)
+                 for i, tx in enumerate(txs)], now=self.clock.now())
+        except Exception:
+            log.exception("checking sealed details of block %d failed", header.height)
 
     def flush(self, timeout: float = 30.0) -> None:
         """Wait until the queue is empty (tests and the demo use it)."""

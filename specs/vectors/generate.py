@@ -1,14 +1,16 @@
-"""Generate the protocol test vectors: specs/vectors/tx.json, block.json, bundle.json, rating.json.
+"""Generate the test vectors: specs/vectors/tx.json, block.json, bundle.json, rating.json,
+confidential.json.
 
 Usage (from the repository root)::
 
-    .venv/bin/python specs/vectors/generate.py          # write the three files
+    .venv/bin/python specs/vectors/generate.py          # write the five files
     .venv/bin/python specs/vectors/generate.py --check  # exit 1 if a file is stale
 
 Everything is derived from fixed inputs, so two runs give identical bytes:
 
 * every Ed25519 key comes from the seed ``SHA-256("tradeledger/vectors/v1/" + label)``
-  (RFC 8032 signatures are deterministic);
+  (RFC 8032 signatures are deterministic); so do the X25519 keys, the salt and the
+  sealed boxes' ephemeral keys of confidential.json;
 * every time is fixed (the genesis is at 2026-01-05T09:00:00Z, block ``h`` at ``h`` minutes
   later);
 * the chain is built by the real node (:class:`node.service.LedgerNode`) over a temporary
@@ -24,6 +26,7 @@ against the implementation, which the tests mark as an expected failure).
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import copy
 import json
@@ -39,6 +42,8 @@ ROOT = HERE.parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import nacl.bindings  # noqa: E402
+
 from client import verify as client_verify  # noqa: E402
 from ledger import merkle  # noqa: E402
 from ledger.block import (  # noqa: E402
@@ -49,13 +54,20 @@ from ledger.block import (  # noqa: E402
     verify_certificate,
 )
 from ledger.chain import Genesis, make_genesis  # noqa: E402
+from ledger.confidential import (  # noqa: E402
+    COMMITMENT_DOMAIN,
+    commitment_of,
+    committed_plaintext,
+    open_sealed,
+    seal,
+)
 from ledger.contracts import REGISTRY, parse_payload  # noqa: E402
 from ledger.contracts.membership import validator_set  # noqa: E402
 from ledger.encoding import canonical, canonical_pairs, loads  # noqa: E402
 from ledger.errors import LedgerError, MalformedRecord, VerificationError  # noqa: E402
 from ledger.executor import BlockContext, execute_block  # noqa: E402
 from ledger.hashing import sha256  # noqa: E402
-from ledger.keys import Domain, SigningKey  # noqa: E402
+from ledger.keys import Domain, EncryptionKey, SigningKey  # noqa: E402
 from ledger.state import MemoryState  # noqa: E402
 from ledger.store import Store  # noqa: E402
 from ledger.timefmt import format_time  # noqa: E402
@@ -66,7 +78,7 @@ from node.service import LedgerNode  # noqa: E402
 SEED_PREFIX = "tradeledger/vectors/v1/"
 CHAIN_ID = "tl-vectors"
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-FILES = ("tx.json", "block.json", "bundle.json", "rating.json")
+FILES = ("tx.json", "block.json", "bundle.json", "rating.json", "confidential.json")
 
 # label -> enrolled at genesis? ("supplier-sz/member2" is enrolled by a transaction of
 # block 1; "outsider" is never enrolled.)
@@ -1203,6 +1215,170 @@ def tx_document(genesis: Genesis, txs: Sequence[tuple[str, SignedTx]]) -> dict[s
     }
 
 
+# -- confidential.json ---------------------------------------------------------------------
+
+
+def x25519(label: str) -> EncryptionKey:
+    return EncryptionKey(seed_of(label))
+
+
+def sealed_box(plaintext: bytes, recipient: bytes, ephemeral: EncryptionKey) -> bytes:
+    """libsodium's crypto_box_seal with a given ephemeral key, so the vector is reproducible.
+
+    ``epk || crypto_box_easy(m, nonce = BLAKE2b-192(epk || pk), pk, esk)``. Real sealing
+    (:func:`ledger.confidential.seal`) draws a fresh ephemeral key for every box.
+    """
+    nonce = nacl.bindings.crypto_generichash_blake2b_salt_personal(
+        ephemeral.public_key + recipient, digest_size=nacl.bindings.crypto_box_NONCEBYTES)
+    return ephemeral.public_key + nacl.bindings.crypto_box_easy(plaintext, nonce, recipient,
+                                                                ephemeral.secret)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def run_open(case: dict[str, Any], keys: Mapping[str, EncryptionKey]) -> dict[str, Any]:
+    try:
+        details = open_sealed(case["confidential"], case["org"], keys[case["key"]])
+    except MalformedRecord as exc:
+        return {"stage": "shape", **problem(exc)}
+    except VerificationError as exc:
+        return {"stage": "open", **problem(exc)}
+    return {"stage": "ok", "details": details}
+
+
+def confidential_document() -> dict[str, Any]:
+    parties = ("buyer-lyon", "supplier-sz")
+    keys = {org: x25519(f"{org}/encryption") for org in (*parties, "platform")}
+    salt = seed_of("confidential/salt")
+    details = {
+        "line_items": [
+            {"sku": "SZ-OLED-61", "description": "6.1-inch OLED display module",
+             "quantity": 400, "unit": "EA", "unit_price": 2500},
+            {"sku": "SZ-USBC-PD65", "description": "65 W USB-C PD charger, Ladegerät",
+             "quantity": 500, "unit": "EA", "unit_price": 500},
+        ],
+        "bank_terms": {"bank": "Harbour Bank Asia", "account": "HK-012-883-204417-001"},
+    }
+    plaintext = committed_plaintext(details, salt)
+    commitment = commitment_of(plaintext)
+    # The reference's seal gives the same commitment for the same salt.
+    assert seal(details, {o: keys[o].public_key for o in parties}, salt=salt)[
+        "commitment"] == commitment
+
+    def boxes(message: bytes, tag: str = "") -> dict[str, bytes]:
+        return {org: sealed_box(message, keys[org].public_key,
+                                x25519(f"confidential/ephemeral/{org}{tag}"))
+                for org in parties}
+
+    sealed = boxes(plaintext)
+    wire = {"commitment": commitment, "sealed": {o: b64(c) for o, c in sealed.items()}}
+    recipients = []
+    for org in parties:
+        ephemeral = x25519(f"confidential/ephemeral/{org}")
+        recipients.append({
+            "org": org, "secret_key": keys[org].secret.hex(),
+            "public_key": keys[org].public_key_hex,
+            "ephemeral_secret_key": ephemeral.secret.hex(),
+            "ephemeral_public_key": ephemeral.public_key_hex,
+            "nonce": nacl.bindings.crypto_generichash_blake2b_salt_personal(
+                ephemeral.public_key + keys[org].public_key, digest_size=24).hex(),
+            "sealed": wire["sealed"][org],
+        })
+        assert open_sealed(wire, org, keys[org]) == details
+
+    bad: list[dict[str, Any]] = []
+
+    def add(desc: str, confidential: dict[str, Any], expected: dict[str, Any], *,
+            org: str = "buyer-lyon", key: str | None = None) -> None:
+        case = {"desc": desc, "confidential": confidential, "org": org, "key": key or org,
+                "expected": expected}
+        check_case(case, run_open(case, keys))
+        bad.append(case)
+
+    def with_copy(org: str, box: bytes) -> dict[str, Any]:
+        return {**wire, "sealed": {**wire["sealed"], org: b64(box)}}
+
+    def flipped(data: bytes, byte: int) -> bytes:
+        raw = bytearray(data)
+        raw[byte] ^= 0x01
+        return bytes(raw)
+
+    unreadable = {"stage": "open", "code": "unreadable"}
+    mismatch = {"stage": "open", "code": "commitment_mismatch"}
+    bad_plaintext = {"stage": "open", "code": "bad_plaintext"}
+    box = sealed["buyer-lyon"]
+    add("sealed[buyer-lyon]-ciphertext-bit-flipped-@40", with_copy("buyer-lyon",
+        flipped(box, 40)), unreadable)
+    add("sealed[buyer-lyon]-mac-bit-flipped-@32", with_copy("buyer-lyon", flipped(box, 32)),
+        unreadable)
+    add("sealed[buyer-lyon]-ephemeral-key-bit-flipped-@0",
+        with_copy("buyer-lyon", flipped(box, 0)), unreadable)
+    add("sealed[buyer-lyon]-truncated-to-47-bytes", with_copy("buyer-lyon", box[:47]),
+        unreadable)
+    add("copy-sealed-to-supplier-sz-filed-under-buyer-lyon",
+        with_copy("buyer-lyon", sealed["supplier-sz"]), unreadable)
+    add("opened-with-another-organisations-key", wire, unreadable, key="supplier-sz")
+    add("no-copy-for-the-organisation", wire, {"stage": "open", "code": "not_addressed"},
+        org="platform")
+    add("commitment-bit-flipped-@0", {**wire, "commitment": flip(commitment, 0)}, mismatch)
+    add("commitment-without-the-domain-prefix",
+        {**wire, "commitment": sha256(plaintext).hex()}, mismatch)
+    add("commitment-of-the-unsalted-details",
+        {**wire, "commitment": sha256(COMMITMENT_DOMAIN + canonical(details)).hex()},
+        mismatch)
+    cheaper = copy.deepcopy(details)
+    cheaper["line_items"][0]["unit_price"] = 2400
+    add("other-details-sealed-under-the-same-commitment",
+        with_copy("buyer-lyon", boxes(committed_plaintext(cheaper, salt), "/b")["buyer-lyon"]),
+        mismatch)
+    spaced = json.dumps({"details": details, "salt": salt.hex()}).encode("utf-8")
+    add("plaintext-not-canonical-committed-as-sent",
+        {"commitment": commitment_of(spaced),
+         "sealed": {"buyer-lyon": b64(boxes(spaced, "/c")["buyer-lyon"])}}, bad_plaintext)
+    short = canonical({"details": details, "salt": salt[:16].hex()})
+    add("salt-of-16-bytes-committed-as-sent",
+        {"commitment": commitment_of(short),
+         "sealed": {"buyer-lyon": b64(boxes(short, "/d")["buyer-lyon"])}}, bad_plaintext)
+    bare = canonical(details)
+    add("details-without-salt-wrapper-committed-as-sent",
+        {"commitment": commitment_of(bare),
+         "sealed": {"buyer-lyon": b64(boxes(bare, "/e")["buyer-lyon"])}}, bad_plaintext)
+    add("commitment-upper-case-hex", {**wire, "commitment": commitment.upper()},
+        {"stage": "shape", "field": "confidential.commitment", "rule": "string_pattern_mismatch"})
+    add("sealed-copy-not-base64", {**wire, "sealed": {"buyer-lyon": "not base64!"}},
+        {"stage": "shape", "field": "confidential.sealed", "rule": "value_error"})
+    return {
+        "description": (
+            "Sealed trade details (specs/trade.md#confidential-details). plaintext = RFC 8785 "
+            "canonical {\"details\", \"salt\": hex(32 bytes)} as UTF-8 text; commitment = "
+            "SHA-256(commitment_domain || plaintext); each sealed[org] = base64 of libsodium "
+            "crypto_box_seal(plaintext, public_key of org) = ephemeral_public_key || "
+            "crypto_box_easy(plaintext, nonce, public_key, ephemeral_secret_key) with nonce = "
+            "BLAKE2b-192(ephemeral_public_key || public_key). A real sealer draws a fresh "
+            "ephemeral key per box, so only opening is reproducible in general; these boxes "
+            "use fixed ephemeral keys. Bad cases are opened by `org` with the secret key of "
+            "`key` and give the first failing step: shape (the wire object; field and rule) "
+            "or open (code: not_addressed, unreadable, commitment_mismatch, bad_plaintext)."),
+        "provenance": (
+            "Generated by specs/vectors/generate.py with ledger.confidential and PyNaCl "
+            "(libsodium); X25519 secret keys, ephemeral keys and the salt are SHA-256(\"" +
+            SEED_PREFIX + "\" + label). Each good box is checked to open with "
+            "crypto_box_seal_open; expected outcomes of bad cases are written by hand."),
+        "commitment_domain_hex": COMMITMENT_DOMAIN.hex(),
+        "details": details,
+        "salt": salt.hex(),
+        "plaintext": plaintext.decode("utf-8"),
+        "commitment": commitment,
+        "recipients": recipients,
+        "confidential": wire,
+        "outsider": {"org": "platform", "secret_key": keys["platform"].secret.hex(),
+                     "public_key": keys["platform"].public_key_hex},
+        "bad": bad,
+    }
+
+
 # -- entry points --------------------------------------------------------------------------
 
 
@@ -1381,6 +1557,7 @@ def build() -> dict[str, dict[str, Any]]:
         "tx.json": tx_document(genesis, txs),
         "block.json": block_document(genesis, [tx for _d, tx in txs], chain),
         "bundle.json": bundle_document(genesis, chain),
+        "confidential.json": confidential_document(),
         "rating.json": rating_document(),
     }
 
