@@ -90,6 +90,15 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                       "due_date": "2026-07-01", "payment_terms": "net 30"},
     "trade.payment": {"payment_id": "PAY-1", "invoice_id": "INV-1", "amount": 10,
                       "currency": "EUR", "value_date": "2026-06-01"},
+    "shipments.capture": {"epcis": {
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+        "type": "EPCISDocument", "schemaVersion": "2.0",
+        "creationDate": "2026-06-01T10:00:00Z",
+        "epcisBody": {"eventList": [{
+            "type": "ObjectEvent", "eventTime": "2026-06-01T09:00:00.000Z",
+            "eventTimeZoneOffset": "+00:00", "action": "OBSERVE", "bizStep": "shipping",
+            "epcList": ["urn:epc:id:sgtin:6901234.012345.1"],
+            "readPoint": {"id": "urn:epc:id:sgln:6901234.00001.0"}}]}}},
 }
 
 
