@@ -91,6 +91,10 @@ def run_demo(data: Path, *, port: int, serve: bool, console: Console) -> None:
     console.print(f"  {tl} proof get {summary.get('last_tx', '<tx id>')} --key {reader} "
                   "--out proof.json")
     console.print(f"  {tl} proof verify proof.json --genesis {consortium.genesis_path}")
+    console.print(f"  {tl} gov show add-bank-sg --key {reader}")
+    console.print(f"  {tl} gov vote add-bank-sg approve --admin-key "
+                  f"{consortium.key_path('bank-eu', 'admin').parent.parent}/<org>/admin.key")
+    console.print(f"  {tl} keys status --org inspector --key {reader}")
     console.print(f"  {tl} audit --db sqlite:///{data / 'ledger.db'}")
     if "sealed_order_tx" in summary:  # the buyer opens the order's sealed line items
         console.print(f"  {tl} confidential open {summary['sealed_order_tx']} "

@@ -4,6 +4,11 @@ Idempotent per consortium: a scenario already on the ledger is not repeated.
 It grows with each record family:
 
 * key lifecycle: every organisation enrols a second member key;
+* governance: Harbour Bank Asia proposes a third bank, Straits Bank; three
+  of the eleven organisations approve, so the proposal stays open for
+  ``tradeledger gov vote`` to finish (six approvals decide);
+* key rotation: the inspection agency replaces its second member key, with a
+  seven-day overlap (``tradeledger keys status --org inspector`` warns);
 * trade (information flow): Lowlands Retail orders electronics from
   Shenzhen Bright Electronics, is invoiced, acknowledges the payable and pays
   in two parts; Maison Rhone orders textiles from Saigon Textile Works, is
@@ -28,6 +33,7 @@ from client.consortium import DEMO_DESCRIPTION, Consortium
 from client.sdk import Client, TxBuilder
 from ledger.contracts.shipments import order_biz_transaction
 from ledger.keys import SigningKey, load_key, save_key
+from ledger.timefmt import format_time
 from ledger.tx import SignedTx
 
 
@@ -161,9 +167,39 @@ def seed_scenario(client: Client, consortium: Consortium, passphrase: str,
         "currency": "EUR", "value_date": iso(day - timedelta(days=3))}))
     settle()
     last = submitted[-1].tx_id_hex
+
+    def admin(org: str) -> TxBuilder:
+        return TxBuilder(load_key(consortium.key_path(org, "admin"), passphrase),
+                         chain_id=chain_id)
+
+    bank_sg = {}
+    for name in ("admin", "member1"):
+        bank_sg[name] = SigningKey.generate()
+        save_key(consortium.key_path("bank-sg", name), bank_sg[name], passphrase,
+                 label=f"bank-sg {name}")
+    now = datetime.now(UTC).replace(microsecond=0)
+    send(admin("bank-asia").build("membership.proposal", {
+        "proposal_id": "add-bank-sg", "deadline": format_time(now + timedelta(days=14)),
+        "reason": "a settlement bank for the Singapore corridor",
+        "action": {"kind": "org_add", "org": {
+            "id": "bank-sg", "name": "Straits Bank", "country": "SG", "roles": ["bank"],
+            "admin_keys": [bank_sg["admin"].public_key_hex],
+            "member_keys": [bank_sg["member1"].public_key_hex]}}}))
+    settle()
+    for org in ("bank-eu", "platform"):
+        send(admin(org).build("membership.vote", {"proposal_id": "add-bank-sg",
+                                                  "decision": "approve"}))
+    successor = SigningKey.generate()
+    save_key(consortium.key_path("inspector", "member3"), successor, passphrase,
+             label="inspector member 3")
+    old = load_key(consortium.key_path("inspector", "member2"), passphrase)
+    send(admin("inspector").build("membership.key_rotate", {
+        "key_id": old.key_id, "new_public_key": successor.public_key_hex,
+        "overlap_until": format_time(now + timedelta(days=7)), "label": "member 3"}))
+    settle()
     marker.write_text(last + "\n", encoding="utf-8")
     return {"transactions": len(submitted), "orders": 3, "invoices": 3, "payments": 2,
-            "shipment_scans": 11, "last_tx": last,
+            "shipment_scans": 11, "proposals": 1, "last_tx": last,
             "sealed_order_tx": sealed_example}
 
 

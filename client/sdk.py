@@ -274,6 +274,25 @@ class Client:
             raise BundleError("no genesis file given: nothing to verify against")
         verify_consistency_bundle(self.genesis, self.consistency(old_size), old_root)
 
+    def organisations(self) -> dict[str, Any]:
+        """Every organisation, the quorum and the consortium policy."""
+        result: dict[str, Any] = self.get("/v1/orgs")
+        return result
+
+    def organisation(self, org_id: str) -> dict[str, Any]:
+        """One organisation and its keys, each with its status at the node's head."""
+        result: dict[str, Any] = self.get(f"/v1/orgs/{org_id}")
+        return result
+
+    def proposals(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.get("/v1/governance/proposals")["proposals"]
+        return result
+
+    def proposal(self, proposal_id: str) -> dict[str, Any]:
+        """A governance proposal and its votes."""
+        result: dict[str, Any] = self.get(f"/v1/governance/proposals/{proposal_id}")
+        return result
+
 
 class AsyncClient:
     """The asynchronous twin of :class:`Client`."""

@@ -13,7 +13,10 @@ Steps for an inclusion bundle:
 3. The header must carry the chain id; its hash is SHA-256 of its canonical
    form (flat strings and integers: sorted keys, no spaces).
 4. The certificate must sign that hash with node keys of at least
-   ``threshold`` distinct validator organisations.
+   ``threshold`` distinct validator organisations of the validator set in
+   force: the genesis set, advanced through each validator-set change the
+   bundle carries, every change certified by the set before it
+   (specs/protocol.md#validator-set-changes).
 5. The leaf's RFC 9162 inclusion proof must lead to the header's ``log_root``
    at ``log_size``.
 6. The leaf's body hashes to the bundle's ``tx_id``.
@@ -30,6 +33,8 @@ import nacl.bindings
 import nacl.exceptions
 
 CHECKPOINT_DOMAIN = b"tradeledger/v1/checkpoint\x00"
+STATE_DOMAIN = b"tradeledger/v1/state\x00"
+VALIDATORS_KEY = "validators"
 BUNDLE_VERSION = "tradeledger-proof/1"
 GENESIS_VERSION = "tradeledger-genesis/1"
 
@@ -67,6 +72,7 @@ class VerifiedRecord:
     signatures: list[dict[str, str]]
     certified_height: int
     signed_by: tuple[str, ...]
+    validator_epoch: int = 0
 
 
 def _sha256(data: bytes) -> bytes:
@@ -177,6 +183,112 @@ def verify_header(anchor: TrustAnchor, header: dict[str, Any],
     return header_hash, tuple(signed)
 
 
+def _int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BundleError(f"{what} must be a non-negative integer")
+    return value
+
+
+def _changes_bytes(changes: Any, where: str) -> tuple[bytes, dict[str, str | None]]:
+    """``canonical([[key, value], ...])`` of a block's state changes, given each value as
+    its canonical JSON text; keys must be printable ASCII in strictly increasing order."""
+    if not isinstance(changes, list):
+        raise BundleError(f"{where}.changes must be a list")
+    parts: list[bytes] = []
+    found: dict[str, str | None] = {}
+    last = ""
+    for i, item in enumerate(changes):
+        if not isinstance(item, list) or len(item) != 2:
+            raise BundleError(f"{where}.changes[{i}] must be [key, value]")
+        key, value = item
+        if (not isinstance(key, str) or not key or not key.isascii() or not key.isprintable()
+                or '"' in key or "\\" in key):
+            raise BundleError(f"{where}.changes[{i}]: key must be printable ASCII")
+        if parts and key <= last:
+            raise BundleError(f"{where}.changes must be sorted by key, each key once")
+        if value is not None and not isinstance(value, str):
+            raise BundleError(f"{where}.changes[{i}]: value must be JSON text or null")
+        last = key
+        found[key] = value
+        parts.append(b'["' + key.encode() + b'",' + (b"null" if value is None
+                                                      else value.encode("utf-8")) + b"]")
+    return b"[" + b",".join(parts) + b"]", found
+
+
+def follow_validator_changes(anchor: TrustAnchor, changes: Any,
+                             head_height: int) -> tuple[TrustAnchor, int]:
+    """Advance the genesis validator set through a bundle's ``validator_changes``.
+
+    Each change is a block ``h`` below the certified head, certified by the set
+    in force before it, linked to the header of ``h - 1`` and carrying all its
+    state changes; recomputing ``state_root`` from them authenticates the new
+    ``validators`` record (specs/protocol.md#validator-set-changes). Returns the
+    set in force at ``head_height`` and its epoch.
+    """
+    if changes is None:
+        return anchor, 0
+    if not isinstance(changes, list):
+        raise BundleError("validator_changes must be a list")
+    current, epoch, last = anchor, 0, 0
+    for i, entry in enumerate(changes):
+        where = f"validator_changes[{i}]"
+        if not isinstance(entry, dict) or set(entry) != {"header", "certificate",
+                                                         "prev_header", "changes"}:
+            raise BundleError(f"{where} must have header, certificate, prev_header, changes")
+        header, prev = entry["header"], entry["prev_header"]
+        if not isinstance(header, dict) or not isinstance(prev, dict):
+            raise BundleError(f"{where}: headers must be objects")
+        height = _int(header.get("height"), f"{where}.header.height")
+        if not last < height < head_height:
+            raise BundleError(f"{where}: changes must run in increasing heights below the "
+                              f"certified head {head_height}")
+        try:
+            verify_header(current, header, entry["certificate"])
+        except BundleError as exc:
+            raise BundleError(f"{where}: {exc}") from exc
+        if prev.get("chain_id") != anchor.chain_id or prev.get("height") != height - 1:
+            raise BundleError(f"{where}: prev_header is not the block before")
+        if _sha256(_flat_canonical(prev)) != _hex(header.get("prev_hash"),
+                                                  f"{where}.header.prev_hash", 32):
+            raise BundleError(f"{where}: header does not link to prev_header")
+        data, found = _changes_bytes(entry["changes"], where)
+        root = _sha256(STATE_DOMAIN + _hex(prev.get("state_root"), f"{where}.prev_header."
+                                                                   "state_root", 32)
+                       + _sha256(data))
+        if root != _hex(header.get("state_root"), f"{where}.header.state_root", 32):
+            raise BundleError(f"{where}: state changes do not lead to the header's state_root")
+        text = found.get(VALIDATORS_KEY)
+        if text is None:
+            raise BundleError(f"{where}: the block does not change the validator set")
+        current = _validator_record(anchor, text, epoch + 1, height, where)
+        epoch, last = epoch + 1, height
+    return current, epoch
+
+
+def _validator_record(anchor: TrustAnchor, text: str, epoch: int, height: int,
+                      where: str) -> TrustAnchor:
+    try:
+        record = json.loads(text)
+        if record["epoch"] != epoch or record["height"] != height:
+            raise BundleError(f"{where}: validators record is epoch {record['epoch']} at "
+                              f"height {record['height']}; expected epoch {epoch} at {height}")
+        threshold = record["threshold"]
+        node_keys: dict[str, dict[str, bytes]] = {}
+        for org, keys in record["validators"].items():
+            node_keys[org] = {}
+            for kid, public_hex in keys.items():
+                public = _hex(public_hex, f"{where}: node key", 32)
+                if _key_id(public) != kid:
+                    raise BundleError(f"{where}: key id {kid} is not its key's id")
+                node_keys[org][kid] = public
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise BundleError(f"{where}: validators record is malformed: {exc!r}") from exc
+    if isinstance(threshold, bool) or not isinstance(threshold, int) \
+            or not 1 <= threshold <= len(node_keys):
+        raise BundleError(f"{where}: validators threshold is out of range")
+    return TrustAnchor(anchor.chain_id, anchor.genesis_hash, node_keys, threshold)
+
+
 def _node(left: bytes, right: bytes) -> bytes:
     return _sha256(b"\x01" + left + right)
 
@@ -206,19 +318,25 @@ def root_from_inclusion(leaf_hash: bytes, index: int, size: int,
     return r
 
 
-def verify_inclusion_bundle(genesis_bytes: bytes, bundle: dict[str, Any]) -> VerifiedRecord:
-    """Run every step on an inclusion bundle; raise :class:`BundleError` on any failure."""
-    anchor = load_anchor(genesis_bytes)
+def verify_inclusion_bundle(genesis_bytes: bytes, bundle: dict[str, Any], *,
+                            min_epoch: int = 0) -> VerifiedRecord:
+    """Run every step on an inclusion bundle; raise :class:`BundleError` on any failure.
+
+    ``min_epoch`` is the highest validator epoch you verified before: a bundle
+    proving an older validator set is refused.
+    """
+    genesis_anchor = load_anchor(genesis_bytes)
     try:
         if bundle.get("version") != BUNDLE_VERSION or bundle.get("kind") != "inclusion":
             raise BundleError(f"not a {BUNDLE_VERSION} inclusion bundle")
         # Step 2.
-        if bundle.get("chain_id") != anchor.chain_id:
+        if bundle.get("chain_id") != genesis_anchor.chain_id:
             raise BundleError("bundle is for another chain")
-        if _hex(bundle.get("genesis_hash"), "genesis_hash", 32) != anchor.genesis_hash:
+        if _hex(bundle.get("genesis_hash"), "genesis_hash", 32) != genesis_anchor.genesis_hash:
             raise BundleError("bundle names another genesis")
         header = bundle["header"]
         # Steps 3-4.
+        anchor, epoch = _anchor_at(genesis_anchor, bundle, header, min_epoch)
         _, signed_by = verify_header(anchor, header, bundle.get("certificate", {}))
         # Step 5.
         leaf = bundle["leaf"]
@@ -246,11 +364,28 @@ def verify_inclusion_bundle(genesis_bytes: bytes, bundle: dict[str, Any]) -> Ver
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise BundleError(f"bundle is malformed: {exc!r}") from exc
     return VerifiedRecord(bundle["tx_id"], bundle["height"], index, parsed["body"],
-                          parsed["signatures"], header["height"], signed_by)
+                          parsed["signatures"], header["height"], signed_by, epoch)
+
+
+def _anchor_at(genesis_anchor: TrustAnchor, bundle: dict[str, Any], header: Any,
+               min_epoch: int) -> tuple[TrustAnchor, int]:
+    """The validator set in force at the bundle's head, and its epoch."""
+    anchor, epoch = genesis_anchor, 0
+    if "validator_changes" in bundle:
+        if not isinstance(header, dict):
+            raise BundleError("header must be an object")
+        height = _int(header.get("height"), "header.height")
+        anchor, epoch = follow_validator_changes(genesis_anchor, bundle["validator_changes"],
+                                                 height)
+    if epoch < min_epoch:
+        raise BundleError(f"bundle proves validator epoch {epoch}; you have verified epoch "
+                          f"{min_epoch} before (a stale or truncated chain of changes)")
+    return anchor, epoch
 
 
 def verify_consistency_bundle(genesis_bytes: bytes, bundle: dict[str, Any],
-                              trusted_old_root: bytes | None = None) -> None:
+                              trusted_old_root: bytes | None = None, *,
+                              min_epoch: int = 0) -> None:
     """Check that the certified log extends the log of ``old_size``.
 
     Pass the root you saw before as ``trusted_old_root``; otherwise the
@@ -264,7 +399,8 @@ def verify_consistency_bundle(genesis_bytes: bytes, bundle: dict[str, Any],
                 bundle.get("genesis_hash"), "genesis_hash", 32) != anchor.genesis_hash:
             raise BundleError("bundle is for another chain")
         header = bundle["header"]
-        verify_header(anchor, header, bundle.get("certificate", {}))
+        at_head, _epoch = _anchor_at(anchor, bundle, header, min_epoch)
+        verify_header(at_head, header, bundle.get("certificate", {}))
         old_size, new_size = bundle["old_size"], bundle["new_size"]
         if any(isinstance(v, bool) or not isinstance(v, int) for v in (old_size, new_size)):
             raise BundleError("need 0 < old_size <= new_size, both integers")

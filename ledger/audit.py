@@ -15,7 +15,7 @@ For every block, in height order:
    (the validators in force after the previous block). The genesis block is
    the trust anchor and carries none.
 
-Then the derived tables (state, parties) and the stored Merkle nodes must
+Then the derived tables (state, parties, validator changes) and the stored Merkle nodes must
 equal what the replay produced, byte for byte. The first failure is reported
 with its height; nothing after it is trusted.
 """
@@ -51,6 +51,7 @@ from ledger.store import (
     Store,
     TxPartyRow,
     TxRow,
+    validator_change,
 )
 from ledger.tx import SignedTx, TxBody, TxSignature, leaf_bytes
 
@@ -85,6 +86,7 @@ class Replay:
     tree: merkle.MerkleTree
     nodes: merkle.MemoryNodeStore
     head: BlockHeader
+    validator_changes: dict[int, bytes] = field(default_factory=dict)
 
 
 # -- parallel signature checks --------------------------------------------
@@ -231,6 +233,7 @@ def _walk(store: Store, pool: ProcessPoolExecutor | None, progress: Progress | N
     nodes = merkle.MemoryNodeStore()
     tree = merkle.MerkleTree(nodes, 0)
     prev: BlockHeader | None = None
+    validator_changes: dict[int, bytes] = {}
     done = 0
     # Transactions are read ahead in chunks whose signatures the pool checks
     # while the main process replays the blocks before them.
@@ -363,6 +366,9 @@ def _walk(store: Store, pool: ProcessPoolExecutor | None, progress: Progress | N
                     verify_certificate(header, cert, validator_set(state))
                 except VerificationError as exc:
                     raise ChainBroken(f"certificate: {exc.message}", height=height) from exc
+        change = validator_change(writes)
+        if change is not None:
+            validator_changes[height] = change
         state.apply(writes)
         for key, value in writes.items():
             if value is not None:
@@ -390,7 +396,7 @@ def _walk(store: Store, pool: ProcessPoolExecutor | None, progress: Progress | N
     if leftover is not None:
         raise ChainBroken(f"log entry {leftover[0]} lies beyond the last block",
                           height=prev.height + 1)
-    return Replay(state, heights, parties, tree, nodes, prev)
+    return Replay(state, heights, parties, tree, nodes, prev, validator_changes)
 
 
 def audit(store: Store, *, workers: int | None = None,
@@ -427,6 +433,8 @@ def _compare_derived(store: Store, replay: Replay) -> None:
     stored_parties = [(int(r[0]), str(r[1])) for r in rows]
     if stored_parties != sorted(replay.parties):
         raise ChainBroken("derived party index differs from the replay", height=head)
+    if dict(store.validator_changes()) != replay.validator_changes:
+        raise ChainBroken("derived validator-change index differs from the replay", height=head)
     ntable = MerkleNodeRow.__table__  # type: ignore[attr-defined]
     with store.engine.connect() as conn:
         for level, idx, value in conn.execute(select(ntable.c.level, ntable.c.idx,
@@ -443,5 +451,6 @@ def rebuild_derived(store: Store, *, workers: int | None = None) -> Replay:
     """Re-derive state and party tables from the chain and write them."""
     replay = replay_chain(store, workers=workers)
     store.reset_derived()
-    store.write_derived(replay.state.items, replay.heights, replay.parties)
+    store.write_derived(replay.state.items, replay.heights, replay.parties,
+                        replay.validator_changes)
     return replay

@@ -7,8 +7,8 @@ The steps every node runs, in order, for each transaction of a block:
    (``created_at - MAX_CLOCK_SKEW <= time <= expires_at``), and the type has a
    contract (``membership.genesis`` only at height 0, and only there);
 3. the payload validates against the type's model;
-4. every signer key is an active, non-node key of an active organisation, and
-   its signature verifies (skipped when already verified for this ``tx_id``);
+4. every signer key is an active, non-node key of an active organisation, not
+   past the end of a rotation's overlap window, and its signature verifies (skipped when already verified for this ``tx_id``);
 5. the nonce is unused for this author;
 6. the author's organisation holds a role allowed to submit the type;
 7. the contract applies, then the type's indexers, writing state or rejecting.
@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ledger.contracts import INDEXERS, PUBLIC_PARTY, REGISTRY, Keys, TxContext, parse_payload
+from ledger.contracts.membership import key_usable
 from ledger.errors import MalformedRecord, Rejected, VerificationError
 from ledger.keys import Domain, verify
 from ledger.state import Overlay, StateReader
@@ -114,12 +115,12 @@ def apply_tx(
     if genesis:
         tx_ctx = TxContext(state, tx, ctx.height, ctx.time, ctx.chain_id, "", ())
         spec.apply(tx_ctx, payload)
-        _check_signers(state, tx, verified)
+        _check_signers(state, tx, verified, ctx.time)
         author = state.get(Keys.key(body.author))
         tx_ctx.author_org = author["org"]
     else:
         # Step 4.
-        signer_orgs = _check_signers(state, tx, verified)
+        signer_orgs = _check_signers(state, tx, verified, ctx.time)
         # Step 5.
         nonce_key = Keys.nonce(body.author, body.nonce)
         if state.exists(nonce_key):
@@ -146,7 +147,7 @@ def apply_tx(
 
 
 def _check_signers(
-    state: Overlay, tx: SignedTx, verified: VerifiedSignatures | None
+    state: Overlay, tx: SignedTx, verified: VerifiedSignatures | None, at: datetime
 ) -> tuple[str, ...]:
     orgs: list[str] = []
     for i, sig in enumerate(tx.signatures):
@@ -155,6 +156,10 @@ def _check_signers(
             raise Rejected("unknown_key", f"signatures[{i}]: key {sig.key_id} is not enrolled")
         if record["status"] != "active":
             raise Rejected("key_revoked", f"signatures[{i}]: key {sig.key_id} is {record['status']}")
+        if not key_usable(record, at):
+            raise Rejected("key_rotated", f"signatures[{i}]: key {sig.key_id} was rotated to "
+                                          f"{record.get('rotated_to')}; it signed until "
+                                          f"{record['valid_until']}")
         if record["kind"] == "node":
             raise Rejected("node_key", f"signatures[{i}]: a node key signs checkpoints only")
         org = state.get(Keys.org(record["org"]))

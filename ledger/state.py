@@ -19,6 +19,19 @@ class StateReader(Protocol):
         ...
 
 
+def scan_raw(reader: StateReader, prefix: str) -> dict[str, bytes]:
+    """Every entry whose key starts with ``prefix``, from a reader that can scan.
+
+    Scans are for the few contracts that must enumerate a small family of
+    keys (the organisations, for governance); hot paths use point reads.
+    """
+    scan = getattr(reader, "scan_raw", None)
+    if scan is None:
+        raise TypeError(f"{type(reader).__name__} cannot scan state by prefix")
+    found: dict[str, bytes] = scan(prefix)
+    return found
+
+
 class MemoryState:
     """A whole state in memory: used by audits, replays and tests."""
 
@@ -27,6 +40,9 @@ class MemoryState:
 
     def get_raw(self, key: str) -> bytes | None:
         return self.items.get(key)
+
+    def scan_raw(self, prefix: str) -> dict[str, bytes]:
+        return {k: v for k, v in self.items.items() if k.startswith(prefix)}
 
     def apply(self, changes: Mapping[str, bytes | None]) -> None:
         for key, value in changes.items():
@@ -59,6 +75,10 @@ class CachedState:
         self._cache[key] = value
         return value
 
+    def scan_raw(self, prefix: str) -> dict[str, bytes]:
+        # The base is the committed store, which the one writer keeps current.
+        return scan_raw(self._base, prefix)
+
     def committed(self, writes: Mapping[str, bytes | None]) -> None:
         """Record a committed block's writes."""
         if len(self._cache) + len(writes) >= self._max:
@@ -84,6 +104,20 @@ class Overlay:
     def get(self, key: str) -> Any:
         raw = self.get_raw(key)
         return None if raw is None else loads_trusted(raw)
+
+    def scan_raw(self, prefix: str) -> dict[str, bytes]:
+        found = scan_raw(self._base, prefix)
+        for key, value in self._writes.items():
+            if key.startswith(prefix):
+                if value is None:
+                    found.pop(key, None)
+                else:
+                    found[key] = value
+        return found
+
+    def scan(self, prefix: str) -> list[tuple[str, Any]]:
+        """Entries under ``prefix`` in key order (code points), values decoded."""
+        return [(k, loads_trusted(v)) for k, v in sorted(self.scan_raw(prefix).items())]
 
     def exists(self, key: str) -> bool:
         return self.get_raw(key) is not None

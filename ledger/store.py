@@ -30,7 +30,7 @@ from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 from ledger.block import BlockHeader, Certificate, CheckpointSignature
 from ledger.chain import BuiltBlock, Genesis
 from ledger.contracts import PUBLIC_PARTY
-from ledger.encoding import canonical, loads
+from ledger.encoding import canonical, canonical_pairs, loads
 from ledger.executor import Accepted
 from ledger.tx import SignedTx, TxSignature
 
@@ -95,6 +95,18 @@ class ReceiptRow(SQLModel, table=True):
     time: str = Field(max_length=40)
 
 
+class ValidatorChangeRow(SQLModel, table=True):
+    """A block that changed the validator set, with all its state changes.
+
+    Derived from the chain: proof bundles carry these so that offline verifiers
+    follow the validator set from genesis (specs/protocol.md#validator-set-changes).
+    """
+
+    __tablename__ = "validator_change"
+    height: int = Field(primary_key=True)
+    changes: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
 class ConfidentialCheckRow(SQLModel, table=True):
     """The outcome of opening this node's organisation's sealed copy of a record.
 
@@ -122,7 +134,16 @@ class ReceiptPartyRow(SQLModel, table=True):
 
 
 CHAIN_TABLES = ("block", "tx", "merkle_node", "checkpoint_sig")
-DERIVED_TABLES = ("state", "tx_party")
+DERIVED_TABLES = ("state", "tx_party", "validator_change")
+
+
+def validator_change(writes: Mapping[str, bytes | None]) -> bytes | None:
+    """The block's sorted changes as ``canonical_pairs`` if it changed the validator set."""
+    from ledger.contracts.membership import VALIDATORS
+
+    if VALIDATORS not in writes:
+        return None
+    return canonical_pairs(sorted(writes.items()))
 
 
 @dataclass(frozen=True)
@@ -382,6 +403,15 @@ class Store:
                                            .order_by(table.c.key)):
                 yield key, bytes(value)
 
+    def scan_raw(self, prefix: str) -> dict[str, bytes]:
+        """Every state entry whose key starts with ``prefix`` (for contracts)."""
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        table = StateRow.__table__  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(table.c.key, table.c.value)
+                                .where(table.c.key.like(escaped + "%", escape="\\"))).all()
+        return {str(k): bytes(v) for k, v in rows if str(k).startswith(prefix)}
+
     def state_prefix(self, prefix: str, *, limit: int = 1000) -> list[tuple[str, Any]]:
         """State entries whose key starts with ``prefix``, in key order."""
         upper = prefix + "\U0010ffff"
@@ -504,6 +534,7 @@ class Store:
         upserts = [{"key": k, "value": v, "height": header.height}
                    for k, v in writes.items() if v is not None]
         deletes = [k for k, v in writes.items() if v is None]
+        change = validator_change(writes)
         m = self._mark
         # Plain DB-API executemany: the same SQL on SQLite and PostgreSQL, and
         # none of the per-row processing of ORM or Core inserts. One database
@@ -532,6 +563,9 @@ class Store:
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
                     "height = excluded.height",
                     [(r["key"], r["value"], r["height"]) for r in upserts])
+            if change is not None:
+                run(f"INSERT INTO validator_change (height, changes) VALUES ({m}, {m})",
+                    (header.height, change))
             if signatures:
                 run(f"INSERT INTO checkpoint_sig (height, org, block_hash, key_id, signature) "
                     f"VALUES ({m}, {m}, {m}, {m}, {m})",
@@ -552,9 +586,22 @@ class Store:
             for name in DERIVED_TABLES:
                 conn.execute(text(f"DELETE FROM {name}"))
 
+    def validator_changes(self, below: int | None = None) -> list[tuple[int, bytes]]:
+        """(height, canonical sorted changes) of each block that changed the validator set."""
+        table = ValidatorChangeRow.__table__  # type: ignore[attr-defined]
+        query = select(table.c.height, table.c.changes).order_by(table.c.height)
+        if below is not None:
+            query = query.where(table.c.height < below)
+        with self.engine.connect() as conn:
+            return [(int(h), bytes(c)) for h, c in conn.execute(query)]
+
     def write_derived(self, state: Mapping[str, bytes], heights: Mapping[str, int],
-                      parties: Sequence[tuple[int, str]]) -> None:
+                      parties: Sequence[tuple[int, str]],
+                      validator_changes: Mapping[int, bytes] | None = None) -> None:
         with self._write_lock, self.engine.begin() as conn:
+            for height, change in sorted((validator_changes or {}).items()):
+                conn.execute(ValidatorChangeRow.__table__.insert(),  # type: ignore[attr-defined]
+                             [{"height": height, "changes": change}])
             rows = [{"key": k, "value": v, "height": heights.get(k, 0)} for k, v in state.items()]
             for i in range(0, len(rows), 5000):
                 conn.execute(StateRow.__table__.insert(), rows[i:i + 5000])  # type: ignore[attr-defined]

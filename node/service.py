@@ -21,10 +21,19 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from ledger import merkle
-from ledger.block import BlockHeader, Certificate, sign_checkpoint
+from ledger.block import (
+    BlockHeader,
+    Certificate,
+    CheckpointSignature,
+    FinalityResult,
+    ValidatorSet,
+    finality_result,
+    sign_checkpoint,
+)
 from ledger.chain import Genesis, build_block
 from ledger.contracts import PUBLIC_PARTY, REGISTRY, Keys, parse_payload
-from ledger.encoding import loads_trusted
+from ledger.contracts.membership import VALIDATORS, key_usable, validator_set
+from ledger.encoding import canonical, loads_trusted
 from ledger.errors import (
     Conflict,
     LedgerError,
@@ -35,7 +44,7 @@ from ledger.errors import (
 )
 from ledger.executor import GENESIS_TYPE, MAX_CLOCK_SKEW, VerifiedSignatures
 from ledger.keys import Domain, EncryptionKey, SigningKey, is_valid, verify
-from ledger.state import CachedState, StateReader
+from ledger.state import CachedState, MemoryState, StateReader
 from ledger.store import Store, StoredTx, StoreNodes
 from ledger.timefmt import format_time
 from ledger.tx import SignedTx
@@ -307,6 +316,10 @@ class LedgerNode:
             if record["status"] != "active":
                 raise Rejected("key_revoked", f"signatures[{i}]: key {sig.key_id} is "
                                               f"{record['status']}")
+            if not key_usable(record, now):
+                raise Rejected("key_rotated", f"signatures[{i}]: key {sig.key_id} was rotated "
+                                              f"to {record.get('rotated_to')}; it signed until "
+                                              f"{record['valid_until']}")
             todo.append((bytes.fromhex(record["public_key"]), sig.key_id, sig.signature))
         return todo, payload
 
@@ -518,6 +531,56 @@ class LedgerNode:
             cert = Certificate(head.height, head.hash, ())
         return head, cert
 
+    def validator_set_at(self, height: int) -> ValidatorSet:
+        """The validator set that certifies block ``height``: the genesis set, or the
+        ``validators`` record of the last change below ``height``."""
+        changes = self.store.validator_changes(below=height)
+        if not changes:
+            return validator_set(MemoryState({k: v for k, v in self.genesis.state_writes.items()
+                                              if v is not None}))
+        written = dict(loads_trusted(changes[-1][1]))
+        return validator_set(MemoryState({VALIDATORS: canonical(written[VALIDATORS])}))
+
+    def add_checkpoint(self, height: int, sig: CheckpointSignature) -> FinalityResult:
+        """Record another validator's checkpoint on block ``height`` if it counts under
+        the validator set in force there; return the block's finality."""
+        header = self.store.header(height)
+        if header is None:
+            raise NotFound(f"no block at height {height}", code="unknown_block")
+        validators = self.validator_set_at(height)
+        single = finality_result(header, Certificate(height, header.hash, (sig,)),
+                                 ValidatorSet(validators.node_keys, 1))
+        if not single.signed:
+            raise VerificationError(
+                f"checkpoint by {sig.org} key {sig.key_id} does not count at height {height}: "
+                "not a node key of a validator in force there, or a bad signature",
+                code="not_a_validator")
+        self.store.add_checkpoint_signature(height, header.hash, sig)
+        cert = self.store.certificate(height)
+        assert cert is not None
+        return finality_result(header, cert, validators)
+
+    def validator_changes(self, height: int) -> list[dict[str, Any]]:
+        """The chain of validator-set changes below ``height``, for offline verifiers
+        (specs/protocol.md#validator-set-changes): each block's header, certificate,
+        previous header and every state change, values as canonical JSON text."""
+        chain: list[dict[str, Any]] = []
+        for h, blob in self.store.validator_changes(below=height):
+            header, prev = self.store.header(h), self.store.header(h - 1)
+            assert header is not None and prev is not None
+            cert = self.store.certificate(h) or Certificate(h, header.hash, ())
+            changes = [[key, None if value is None else canonical(value).decode("utf-8")]
+                       for key, value in loads_trusted(blob)]
+            chain.append({"header": header.to_wire(), "certificate": cert.to_wire(),
+                          "prev_header": prev.to_wire(), "changes": changes})
+        return chain
+
+    def _with_changes(self, bundle: dict[str, Any], height: int) -> dict[str, Any]:
+        changes = self.validator_changes(height)
+        if changes:
+            bundle["validator_changes"] = changes
+        return bundle
+
     def inclusion_bundle(self, tx_id: str, *, reader: str) -> dict[str, Any]:
         """A self-contained proof that ``tx_id`` is in the certified log.
 
@@ -529,7 +592,7 @@ class LedgerNode:
         head, cert = self.certified_head()
         tree = merkle.MerkleTree(StoreNodes(self.store), head.log_size)
         proof = tree.inclusion_proof(stored.seq, head.log_size)
-        return {
+        return self._with_changes({
             "version": BUNDLE_VERSION,
             "kind": "inclusion",
             "chain_id": self.chain_id,
@@ -541,7 +604,7 @@ class LedgerNode:
             "inclusion_proof": [h.hex() for h in proof],
             "header": head.to_wire(),
             "certificate": cert.to_wire(),
-        }
+        }, head.height)
 
     def consistency_bundle(self, old_size: int, new_size: int | None = None) -> dict[str, Any]:
         head, cert = self.certified_head()
@@ -554,7 +617,7 @@ class LedgerNode:
             raise MalformedRecord("new must be the certified log size (omit it)",
                                   field="new_size", rule="certified_size")
         tree = merkle.MerkleTree(StoreNodes(self.store), head.log_size)
-        return {
+        return self._with_changes({
             "version": BUNDLE_VERSION,
             "kind": "consistency",
             "chain_id": self.chain_id,
@@ -565,7 +628,7 @@ class LedgerNode:
             "consistency_proof": [h.hex() for h in tree.consistency_proof(old_size, new)],
             "header": head.to_wire(),
             "certificate": cert.to_wire(),
-        }
+        }, head.height)
 
     def stored_tx(self, tx_id: str) -> StoredTx:
         stored = self.store.tx_by_id(tx_id)

@@ -55,6 +55,15 @@ def test_demo_seeds_a_scenario_that_audits_clean_and_rebuilds(tmp_path: Path) ->
     assert audited.exit_code == 0, audited.output
     report = json.loads(audited.output)
     assert report["ok"] and report["txs"] >= 23
+    from ledger.store import Store
+
+    store = Store(db)
+    try:
+        proposal = store.get("gov/proposal/add-bank-sg")
+        assert proposal["status"] == "open" and len(proposal["approvals"]) == 3
+        assert proposal["needed"] == 6
+    finally:
+        store.close()
     rebuilt = runner.invoke(app, ["rebuild", "--db", db])
     assert rebuilt.exit_code == 0 and "rebuilt" in rebuilt.output
     again = runner.invoke(app, ["audit", "--db", db, "--json"])

@@ -9,7 +9,9 @@
 // 3. The header must carry the chain id; its hash is SHA-256 of its canonical
 //    form (flat strings and integers: sorted keys, no spaces).
 // 4. The certificate must sign that hash with node keys of at least
-//    `threshold` distinct validator organisations.
+//    `threshold` distinct validator organisations of the set in force: the
+//    genesis set, advanced through the bundle's `validator_changes`, each
+//    certified by the set before it (specs/protocol.md#validator-set-changes).
 // 5. The leaf's RFC 9162 inclusion proof must lead to the header's log_root
 //    at log_size.
 // 6. The leaf's body hashes to the bundle's tx_id.
@@ -23,6 +25,7 @@
   const GENESIS_VERSION = "tradeledger-genesis/1";
   const encoder = new TextEncoder();
   const CHECKPOINT_DOMAIN = encoder.encode("tradeledger/v1/checkpoint\u0000");
+  const STATE_DOMAIN = encoder.encode("tradeledger/v1/state\u0000");
 
   class BundleError extends Error {}
 
@@ -260,6 +263,133 @@
     return { headerHash, signedBy };
   }
 
+  // -- step 4: following validator-set changes --------------------------------
+
+  // canonical([[key, value], ...]) of a block's changes, each value given as
+  // its canonical JSON text; keys printable ASCII, strictly increasing.
+  function changesBytes(changes, where) {
+    if (!Array.isArray(changes)) {
+      throw new BundleError(`${where}.changes must be a list`);
+    }
+    const parts = [];
+    const found = new Map();
+    let last = null;
+    changes.forEach((item, i) => {
+      if (!Array.isArray(item) || item.length !== 2) {
+        throw new BundleError(`${where}.changes[${i}] must be [key, value]`);
+      }
+      const [key, value] = item;
+      if (typeof key !== "string" || !/^[\x20-\x7e]+$/.test(key) || /["\\]/.test(key)) {
+        throw new BundleError(`${where}.changes[${i}]: key must be printable ASCII`);
+      }
+      if (last !== null && !(key > last)) {
+        throw new BundleError(`${where}.changes must be sorted by key, each key once`);
+      }
+      if (value !== null && typeof value !== "string") {
+        throw new BundleError(`${where}.changes[${i}]: value must be JSON text or null`);
+      }
+      last = key;
+      found.set(key, value);
+      parts.push(`["${key}",${value === null ? "null" : value}]`);
+    });
+    return { data: encoder.encode(`[${parts.join(",")}]`), found };
+  }
+
+  async function validatorRecord(anchor, text, epoch, height, where) {
+    let record;
+    try {
+      record = JSON.parse(text);
+    } catch (err) {
+      throw new BundleError(`${where}: validators record is malformed: ${err.message}`);
+    }
+    if (!isObject(record) || record.epoch !== epoch || record.height !== height) {
+      throw new BundleError(`${where}: validators record is not epoch ${epoch} at ${height}`);
+    }
+    const nodeKeys = new Map();
+    if (!isObject(record.validators)) {
+      throw new BundleError(`${where}: validators record is malformed`);
+    }
+    for (const [org, keys] of Object.entries(record.validators)) {
+      if (!isObject(keys)) {
+        throw new BundleError(`${where}: validators record is malformed`);
+      }
+      const map = new Map();
+      for (const [kid, hex] of Object.entries(keys)) {
+        const raw = hexBytes(hex, `${where}: node key`, 32);
+        if (await keyId(raw) !== kid) {
+          throw new BundleError(`${where}: key id ${kid} is not its key's id`);
+        }
+        map.set(kid, raw);
+      }
+      nodeKeys.set(org, map);
+    }
+    if (!isInt(record.threshold) || record.threshold < 1 ||
+        record.threshold > nodeKeys.size) {
+      throw new BundleError(`${where}: validators threshold is out of range`);
+    }
+    return { chainId: anchor.chainId, genesisHash: anchor.genesisHash, nodeKeys,
+      threshold: record.threshold };
+  }
+
+  // Returns {anchor, epoch}: the set in force at headHeight.
+  async function followValidatorChanges(anchor, changes, headHeight) {
+    if (changes === undefined) {
+      return { anchor, epoch: 0 };
+    }
+    if (!Array.isArray(changes)) {
+      throw new BundleError("validator_changes must be a list");
+    }
+    let current = anchor;
+    let epoch = 0;
+    let last = 0;
+    for (let i = 0; i < changes.length; i++) {
+      const where = `validator_changes[${i}]`;
+      const entry = changes[i];
+      const names = isObject(entry) ? Object.keys(entry).sort().join(",") : "";
+      if (names !== "certificate,changes,header,prev_header") {
+        throw new BundleError(`${where} must have header, certificate, prev_header, changes`);
+      }
+      const { header, prev_header: prev } = entry;
+      if (!isObject(header) || !isObject(prev)) {
+        throw new BundleError(`${where}: headers must be objects`);
+      }
+      const height = header.height;
+      if (!isInt(height) || !(last < height && height < headHeight)) {
+        throw new BundleError(`${where}: changes must run in increasing heights below the ` +
+          `certified head ${headHeight}`);
+      }
+      try {
+        await verifyHeader(current, header, entry.certificate);
+      } catch (err) {
+        if (err instanceof BundleError) {
+          throw new BundleError(`${where}: ${err.message}`);
+        }
+        throw err;
+      }
+      if (prev.chain_id !== anchor.chainId || prev.height !== height - 1) {
+        throw new BundleError(`${where}: prev_header is not the block before`);
+      }
+      if (!sameBytes(await sha256(flatCanonical(prev)),
+        hexBytes(header.prev_hash, `${where}.header.prev_hash`, 32))) {
+        throw new BundleError(`${where}: header does not link to prev_header`);
+      }
+      const { data, found } = changesBytes(entry.changes, where);
+      const root = await sha256(concat(STATE_DOMAIN,
+        hexBytes(prev.state_root, `${where}.prev_header.state_root`, 32), await sha256(data)));
+      if (!sameBytes(root, hexBytes(header.state_root, `${where}.header.state_root`, 32))) {
+        throw new BundleError(`${where}: state changes do not lead to the header's state_root`);
+      }
+      const text = found.get("validators");
+      if (text === undefined || text === null) {
+        throw new BundleError(`${where}: the block does not change the validator set`);
+      }
+      current = await validatorRecord(anchor, text, epoch + 1, height, where);
+      epoch += 1;
+      last = height;
+    }
+    return { anchor: current, epoch };
+  }
+
   // -- step 5: RFC 9162 section 2.1.3.2 --------------------------------------
 
   async function nodeHash(left, right) {
@@ -320,11 +450,22 @@
       }
       report("The bundle names this chain and this genesis.");
       const header = member(bundle, "header", "header");
-      const { headerHash, signedBy } = await verifyHeader(anchor, header,
+      let inForce = anchor;
+      if (bundle.validator_changes !== undefined) {
+        if (!isObject(header) || !isInt(header.height)) {
+          throw new BundleError("header.height must be a non-negative integer");
+        }
+        const followed = await followValidatorChanges(anchor, bundle.validator_changes,
+          header.height);
+        inForce = followed.anchor;
+        report(`Validator set followed through ${followed.epoch} certified change(s): ` +
+          `${inForce.threshold} of ${inForce.nodeKeys.size} organisation(s) must sign.`);
+      }
+      const { headerHash, signedBy } = await verifyHeader(inForce, header,
         bundle.certificate === undefined ? {} : bundle.certificate);
       report(`Header at height ${header.height} hashes to ${toHex(headerHash)}.`);
       report(`Certificate signed by ${signedBy.join(", ")} ` +
-        `(${anchor.threshold} required).`);
+        `(${inForce.threshold} required).`);
       const leaf = member(bundle, "leaf", "leaf");
       if (typeof leaf !== "string" || !leaf.isWellFormed()) {
         throw new BundleError("leaf must be a string");
