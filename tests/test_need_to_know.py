@@ -301,3 +301,13 @@ def test_ratings_answer_signed_suppliers_and_banks_only(market: dict[str, Any]) 
         market["clients"][FR].rating(NL)
     assert caught.value.status == 403
     assert market["http"].get(f"/v1/ratings/{NL}").status_code == 401
+
+
+def test_the_registry_marks_public_exactly_the_families_the_policy_names() -> None:
+    # specs/read-policy.md section 3: membership records and place registrations are
+    # public; trade records and shipment captures belong to their parties.
+    from ledger.contracts import REGISTRY
+
+    public = {t for t, spec in REGISTRY.items() if spec.public}
+    assert public == {t for t in REGISTRY if t.startswith("membership.")} | {
+        "shipments.register"}
