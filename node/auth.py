@@ -39,6 +39,7 @@ from ledger.access import (
     parse_session_token,
 )
 from ledger.contracts import Keys
+from ledger.contracts.membership import key_usable
 from ledger.encoding import loads_trusted
 from ledger.errors import MalformedRecord
 from node.service import LedgerNode
@@ -101,7 +102,8 @@ class Authenticator:
     # -- keys ---------------------------------------------------------------------
 
     def caller_for_key(self, key_id: str) -> tuple[Caller, bytes]:
-        """The member behind ``key_id`` and its public key, if it may read now."""
+        """The member behind ``key_id`` and its public key, if it may sign now
+        (a rotated key only inside its overlap window, as for transactions)."""
         raw = self.node.state_raw(Keys.key(key_id))
         record: Any = None if raw is None else loads_trusted(raw)
         if record is None:
@@ -110,6 +112,10 @@ class Authenticator:
         if record["status"] != "active":
             raise Unauthenticated(f"TL-Key {key_id} is {record['status']}",
                                   code="key_revoked")
+        if not key_usable(record, self.node.clock.now()):
+            raise Unauthenticated(f"TL-Key {key_id} was rotated to {record.get('rotated_to')}; "
+                                  f"it signed until {record.get('valid_until')}",
+                                  code="key_rotated")
         if record["kind"] == "node":
             raise Unauthenticated(f"TL-Key {key_id} is a node key; node keys sign "
                                   "checkpoints only", code="node_key")

@@ -311,3 +311,28 @@ def test_the_registry_marks_public_exactly_the_families_the_policy_names() -> No
     public = {t for t, spec in REGISTRY.items() if spec.public}
     assert public == {t for t in REGISTRY if t.startswith("membership.")} | {
         "shipments.register"}
+
+
+def test_a_rotated_key_reads_only_inside_its_overlap_window(market: dict[str, Any]) -> None:
+    from ledger.keys import SigningKey
+    from ledger.timefmt import format_time
+    from tests.helpers import FixedClock
+
+    orgs, node = market["orgs"], market["node"]
+    clock = FixedClock(datetime.now(UTC).replace(microsecond=0))
+    node.clock = clock
+    successor = SigningKey.generate()
+    rotate = TxBuilder(orgs[HCM].admin, chain_id="tradeledger-demo").build(
+        "membership.key_rotate", {"key_id": orgs[HCM].member.key_id,
+                                  "new_public_key": successor.public_key_hex,
+                                  "overlap_until": format_time(clock.now() + timedelta(hours=1))},
+        created_at=clock.now())
+    node.submit(rotate.to_wire())
+    node.cut_block()
+    inside = _signed_get(market, "/v1/records", org=HCM, time=clock.now())
+    assert inside.status_code == 200
+    assert _signed_get(market, "/v1/records", key=successor, time=clock.now()).status_code == 200
+    clock.advance(hours=2)
+    after = _signed_get(market, "/v1/records", org=HCM, time=clock.now())
+    assert after.status_code == 401 and after.json()["code"] == "key_rotated"
+    assert _signed_get(market, "/v1/records", key=successor, time=clock.now()).status_code == 200
