@@ -361,3 +361,52 @@ def test_bad_bundle_is_rejected(case: dict[str, Any]) -> None:
         else:
             verify_inclusion_bundle(genesis, case["bundle"])
     assert case["expected"]["error_contains"] in str(info.value)
+
+
+# -- signed requests (specs/api.md#signed-requests) -------------------------------------
+
+REQUEST = json.loads((VECTORS / "request.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("case", [c for c in REQUEST["cases"] if "claims_canonical" in c],
+                         ids=lambda c: c["desc"])
+def test_request_claims_and_signatures(case: dict[str, Any]) -> None:
+    import nacl.bindings
+
+    from ledger.access import request_claims, sign_request
+    from ledger.timefmt import parse_time
+
+    now = parse_time(REQUEST["node_time"], field="node_time")
+    claims = request_claims(chain_id=REQUEST["chain_id"], key_id=REQUEST["key"]["key_id"],
+                            method=case["method"], target=case["target"],
+                            body=case["body"].encode("utf-8"), time=now,
+                            nonce=case["headers"]["TL-Nonce"])
+    assert claims.decode("utf-8") == case["claims_canonical"]
+    assert (Domain.REQUEST.value + claims).hex() == case["signing_message"]
+    public = bytes.fromhex(REQUEST["key"]["public_key"])
+    nacl.bindings.crypto_sign_open(bytes.fromhex(case["headers"]["TL-Signature"])
+                                   + bytes.fromhex(case["signing_message"]), public)
+    # The reference signer makes the same headers (Ed25519 is deterministic).
+    again = sign_request(SigningKey(bytes.fromhex(REQUEST["key"]["seed"])),
+                         chain_id=REQUEST["chain_id"], method=case["method"],
+                         target=case["target"], body=case["body"].encode("utf-8"), time=now,
+                         nonce=case["headers"]["TL-Nonce"])
+    assert again == case["headers"]
+
+
+@pytest.mark.parametrize("case", REQUEST["cases"], ids=lambda c: c["desc"])
+def test_request_verdicts(case: dict[str, Any]) -> None:
+    from ledger.access import check_request, parse_headers
+    from ledger.timefmt import parse_time
+
+    now = parse_time(REQUEST["node_time"], field="node_time")
+    try:
+        signed = parse_headers({k.lower(): v for k, v in case["headers"].items()})
+        assert signed is not None
+        check_request(signed, bytes.fromhex(REQUEST["key"]["public_key"]),
+                      chain_id=REQUEST["chain_id"], method=case["method"],
+                      target=case["target"], body=case["body"].encode("utf-8"), now=now)
+        got: dict[str, Any] = {"outcome": "ok"}
+    except LedgerError as exc:
+        got = {"outcome": "refused", "code": exc.code}
+    assert got == case["expected"]

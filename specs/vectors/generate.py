@@ -78,7 +78,8 @@ from node.service import LedgerNode  # noqa: E402
 SEED_PREFIX = "tradeledger/vectors/v1/"
 CHAIN_ID = "tl-vectors"
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-FILES = ("tx.json", "block.json", "bundle.json", "rating.json", "confidential.json")
+FILES = ("tx.json", "block.json", "bundle.json", "rating.json", "confidential.json",
+         "request.json")
 
 # label -> enrolled at genesis? ("supplier-sz/member2" is enrolled by a transaction of
 # block 1; "outsider" is never enrolled.)
@@ -1548,6 +1549,99 @@ def rating_document() -> dict[str, Any]:
     }
 
 
+def run_request(case: dict[str, Any], public_key: bytes, now: datetime) -> dict[str, Any]:
+    """What a node's check says of a signed request: ``ok`` or the refusal's code."""
+    from ledger.access import check_request, parse_headers
+
+    try:
+        signed = parse_headers({k.lower(): v for k, v in case["headers"].items()})
+        if signed is None:
+            return {"outcome": "anonymous"}
+        check_request(signed, public_key, chain_id=CHAIN_ID, method=case["method"],
+                      target=case["target"], body=case["body"].encode("utf-8"), now=now)
+    except LedgerError as exc:
+        return {"outcome": "refused", "code": exc.code}
+    return {"outcome": "ok"}
+
+
+def request_document() -> dict[str, Any]:
+    """Signed member requests (api.md#signed-requests), with the node's verdicts."""
+    from ledger.access import request_claims, sign_request
+
+    key = K["supplier-sz/member"]
+    now = at(3600)
+    good = [
+        ("get-with-query", "GET", "/v1/records?limit=5&type=trade.invoice", ""),
+        ("get-percent-encoded", "GET", "/v1/epcis/events?epc=urn%3Aepc%3Aid%3Asgtin%3A1", ""),
+        ("post-json-body", "POST", "/v1/tx",
+         '{"body":{"type":"trade.order"},"signatures":[]}'),
+    ]
+    cases: list[dict[str, Any]] = []
+    for desc, method, target, body in good:
+        nonce = f"vectors-request-{len(cases):04d}"
+        claims = request_claims(chain_id=CHAIN_ID, key_id=key.key_id, method=method,
+                                target=target, body=body.encode("utf-8"), time=now,
+                                nonce=nonce)
+        headers = sign_request(key, chain_id=CHAIN_ID, method=method, target=target,
+                               body=body.encode("utf-8"), time=now, nonce=nonce)
+        cases.append({"desc": desc, "method": method, "target": target, "body": body,
+                      "claims_canonical": claims.decode("utf-8"),
+                      "signing_message": (Domain.REQUEST.value + claims).hex(),
+                      "headers": headers, "expected": {"outcome": "ok"}})
+    base = cases[0]
+
+    def bad(desc: str, code: str, **change: Any) -> None:
+        case = copy.deepcopy({k: base[k] for k in ("method", "target", "body", "headers")})
+        for name, value in change.items():
+            if name.startswith("h_"):
+                case["headers"]["TL-" + name[2:].capitalize()] = value
+            else:
+                case[name] = value
+        case["desc"] = desc
+        case["expected"] = {"outcome": "refused", "code": code}
+        cases.append(case)
+
+    sig = base["headers"]["TL-Signature"]
+    bad("other-target", "bad_request_signature", target="/v1/records?limit=6&type=trade.invoice")
+    bad("other-method", "bad_request_signature", method="POST")
+    bad("other-body", "bad_request_signature", body="{}")
+    bad("signature-bit-flipped-@0", "bad_request_signature",
+        h_signature=format(int(sig[:2], 16) ^ 1, "02x") + sig[2:])
+    bad("tx-domain-signature", "bad_request_signature",
+        h_signature=key.sign(Domain.TX, request_claims(
+            chain_id=CHAIN_ID, key_id=key.key_id, method=base["method"],
+            target=base["target"], body=b"", time=now, nonce=base["headers"]["TL-Nonce"])).hex())
+    bad("stale-time-6-minutes", "stale_request", h_time=format_time(now - timedelta(minutes=6)))
+    bad("time-not-canonical", "malformed", h_time=format_time(now).replace("Z", ".000Z"))
+    bad("nonce-too-short", "malformed", h_nonce="short")
+    bad("key-id-not-hex", "malformed", h_key="XYZ")
+    missing = copy.deepcopy(base)
+    del missing["headers"]["TL-Nonce"]
+    missing["desc"] = "missing-nonce-header"
+    missing["expected"] = {"outcome": "refused", "code": "unauthenticated"}
+    cases.append({k: missing[k] for k in ("desc", "method", "target", "body", "headers",
+                                          "expected")})
+    for case in cases:
+        got = run_request(case, key.public_key, now)
+        assert got == case["expected"], (case["desc"], got)
+    return {
+        "description": "Signed member requests (specs/api.md#signed-requests). claims_canonical "
+                       "is the RFC 8785 canonical JSON the signature covers after the domain "
+                       "prefix tradeledger/v1/request\\0 (signing_message = prefix || claims, "
+                       "hex); headers are the four TL-* headers a client sends. Each case "
+                       "gives the node's verdict at node_time for a request with that method, "
+                       "target (path and query exactly as sent) and body: ok, or refused with "
+                       "its code. Nonce reuse needs memory and is not covered here.",
+        "provenance": "Generated by specs/vectors/generate.py with ledger.access from the seed "
+                      "of supplier-sz/member; times fixed.",
+        "chain_id": CHAIN_ID,
+        "key": {"seed": key.seed.hex(), "public_key": key.public_key_hex,
+                "key_id": key.key_id},
+        "node_time": format_time(now),
+        "cases": cases,
+    }
+
+
 def build() -> dict[str, dict[str, Any]]:
     """The vector documents, by file name."""
     genesis = make_genesis(description(), founder=K["platform/admin"], time=T0)
@@ -1559,6 +1653,7 @@ def build() -> dict[str, dict[str, Any]]:
         "bundle.json": bundle_document(genesis, chain),
         "confidential.json": confidential_document(),
         "rating.json": rating_document(),
+        "request.json": request_document(),
     }
 
 
