@@ -54,6 +54,24 @@ def verify_all(jobs: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
     return [is_valid(public, Domain.TX, tx_id, sig) for public, tx_id, sig in jobs]
 
 
+@dataclass
+class StageCpu:
+    """CPU seconds this node's threads spent per stage (``time.thread_time``).
+
+    ``intake`` covers parsing and checking submitted transactions (not the
+    signature checks a worker process makes), ``execute`` the contracts, the
+    Merkle log and the header, ``commit`` the database write and the
+    checkpoint. Benchmarks divide them by the transaction counts.
+    """
+
+    intake: float = 0.0
+    intake_txs: int = 0
+    execute: float = 0.0
+    commit: float = 0.0
+    ordered_txs: int = 0
+    blocks: int = 0
+
+
 @dataclass(frozen=True)
 class TxStatus:
     tx_id: str
@@ -114,6 +132,7 @@ class LedgerNode:
         self._thread: threading.Thread | None = None
         self._nodes = StoreNodes(store)
         self._state = CachedState(store)
+        self.cpu = StageCpu()
         self.head: BlockHeader
         self._open()
 
@@ -215,6 +234,7 @@ class LedgerNode:
         Signatures of a large batch are verified in a worker process while
         this process goes on parsing and ordering (specs/api.md#batches).
         """
+        started = time.thread_time()
         results: list[dict[str, Any] | None] = [None] * len(wires)
         checked: list[tuple[int, SignedTx, list[tuple[bytes, str, bytes]], object]] = []
 
@@ -237,7 +257,10 @@ class LedgerNode:
         jobs = [(public, tx.tx_id, sig)
                 for _i, tx, todo, _p in checked for public, _k, sig in todo]
         if len(jobs) >= PARALLEL_VERIFY_MIN:
-            verdicts = iter(self._verifier().submit(verify_all, jobs).result())
+            future = self._verifier().submit(verify_all, jobs)
+            self.cpu.intake += time.thread_time() - started
+            verdicts = iter(future.result())
+            started = time.thread_time()
         else:
             verdicts = iter(verify_all(jobs))
         for i, tx, todo, payload in checked:
@@ -252,6 +275,8 @@ class LedgerNode:
                                            payload).to_wire()
             except LedgerError as exc:
                 refuse(i, exc)
+        self.cpu.intake += time.thread_time() - started
+        self.cpu.intake_txs += len(wires)
         return [r for r in results if r is not None]
 
     def _verifier(self) -> ProcessPoolExecutor:
@@ -319,10 +344,14 @@ class LedgerNode:
                 self._inflight.add(tx.tx_id)
         if not batch:
             return None
+        started = time.thread_time()
         try:
             built = build_block(prev=self.head, state=self._state, tree=self._tree, txs=batch,
                                 time=self.clock.now(), proposer=self.node_key.key_id,
                                 verified=self._verified)
+            executed = time.thread_time()
+            self.cpu.execute += executed - started
+            started = executed
             if built.accepted:
                 sig = sign_checkpoint(built.header, self.node_key, self.node_org)
                 self.store.commit_block(built, [sig])
@@ -349,6 +378,9 @@ class LedgerNode:
                 self._verified.payloads.pop(tx.tx_id, None)
                 for s in tx.signatures:
                     self._verified.pairs.discard((tx.tx_id, s.key_id))
+        self.cpu.commit += time.thread_time() - started
+        self.cpu.ordered_txs += len(batch)
+        self.cpu.blocks += 1
         return built.header if built.accepted else None
 
     def flush(self, timeout: float = 30.0) -> None:
