@@ -26,7 +26,7 @@ from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 from ledger.block import BlockHeader, Certificate, CheckpointSignature
 from ledger.chain import BuiltBlock, Genesis
-from ledger.encoding import canonical, loads
+from ledger.encoding import loads
 from ledger.executor import Accepted
 from ledger.tx import SignedTx, TxSignature
 
@@ -387,7 +387,7 @@ class Store:
             tx_rows.append({
                 "seq": seq, "tx_id": tx.tx_id_hex, "height": header.height, "type": tx.body.type,
                 "author": tx.body.author, "body": tx.body_bytes,
-                "signatures": canonical([s.to_wire() for s in tx.signatures]),
+                "signatures": tx.signatures_bytes,
             })
             party_rows.extend({"seq": seq, "org": org} for org in sorted(item.parties))
         upserts = [{"key": k, "value": v, "height": header.height}
