@@ -69,14 +69,15 @@ _encoder = json.JSONEncoder(
 # C encoder with the same settings, made once, gives the same text. Circular
 # checks are off: _plain() walks every value first.
 _c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
-if _c_make_encoder is not None:
-    _c_encode: Any = _c_make_encoder(None, _encoder.default, _encode_string, None, ":", ",",
-                                     True, False, False)
+_c_encode: Any = (None if _c_make_encoder is None else
+                  _c_make_encoder(None, _encoder.default, _encode_string, None, ":", ",",
+                                  True, False, False))
 
-    def _dumps(obj: object) -> str:
-        return "".join(_c_encode(obj, 0))
-else:  # pragma: no cover - CPython always has the C encoder
-    _dumps = _encoder.encode
+
+def _dumps(obj: object) -> str:
+    if _c_encode is None:  # pragma: no cover - CPython has the C encoder
+        return _encoder.encode(obj)
+    return "".join(_c_encode(obj, 0))
 
 
 def _plain(obj: object) -> bool:
