@@ -68,7 +68,7 @@ def stage_costs(genesis, keys, n: int) -> dict[str, float]:  # type: ignore[no-u
     """
     from ledger.encoding import loads
     from ledger.store import Store
-    from node.service import LedgerNode, verify_all
+    from node.service import LedgerNode, tune_gc, verify_all
 
     txs = make_txs(genesis, keys, n, "stages")
     bodies = [json.dumps({"transactions": [t.to_wire() for t in txs[i:i + 500]]}).encode()
@@ -79,6 +79,7 @@ def stage_costs(genesis, keys, n: int) -> dict[str, float]:  # type: ignore[no-u
         store = Store(f"sqlite:///{Path(tmp) / 'stages.db'}")
         node = LedgerNode(store, genesis, node_key=keys["platform"]["node"],
                           node_org="platform")
+        tune_gc()  # as LedgerNode.start() does; the orderer is driven by hand here
         parse = 0.0
         try:
             for body in bodies:

