@@ -91,6 +91,8 @@ class ReceiptRow(SQLModel, table=True):
     time: str = Field(max_length=40)
 
 
+# Parameters per IN (...) query: well below every SQLite build's variable limit.
+MANY_CHUNK = 500
 CHAIN_TABLES = ("block", "tx", "merkle_node", "checkpoint_sig")
 DERIVED_TABLES = ("state", "tx_party")
 
@@ -300,6 +302,34 @@ class Store:
     def get_raw(self, key: str) -> bytes | None:
         row = self._point(self._get_sql, key)
         return None if row is None else bytes(row[0])
+
+    def _many(self, sql: str, params: Sequence[str]) -> list[Any]:
+        """Rows of ``sql`` (``... IN ({marks})``) for ``params``, in chunks."""
+        rows: list[Any] = []
+        cursor = self._raw().cursor()
+        try:
+            for i in range(0, len(params), MANY_CHUNK):
+                chunk = params[i:i + MANY_CHUNK]
+                cursor.execute(sql.format(marks=", ".join([self._mark] * len(chunk))),
+                               tuple(chunk))
+                rows.extend(cursor.fetchall())
+        finally:
+            cursor.close()
+        return rows
+
+    def get_raw_many(self, keys: Sequence[str]) -> dict[str, bytes | None]:
+        """The state values of ``keys`` (``None`` where absent), in few queries."""
+        found: dict[str, bytes | None] = dict.fromkeys(keys)
+        for key, value in self._many("SELECT key, value FROM state WHERE key IN ({marks})",
+                                     keys):
+            found[key] = bytes(value)
+        return found
+
+    def receipts_of(self, tx_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """(code, message) of each of ``tx_ids`` that this node refused."""
+        rows = self._many("SELECT tx_id, code, message FROM receipt WHERE tx_id IN ({marks})",
+                          tx_ids)
+        return {str(t): (str(c), str(m)) for t, c, m in rows}
 
     def tx_location(self, tx_id: str) -> tuple[int, int] | None:
         """(seq, height) of a committed transaction, by a prepared point query."""

@@ -234,6 +234,8 @@ def _object(value: object, path: str) -> dict[str, Any]:
 
 
 def _exact_members(obj: Mapping[str, Any], names: Sequence[str], path: str) -> None:
+    if len(obj) == len(names) and all(name in obj for name in names):
+        return
     prefix = "" if path == "$" else f"{path}."
     for name in names:
         if name not in obj:

@@ -152,6 +152,7 @@ class LedgerNode:
         self._thread: threading.Thread | None = None
         self._nodes = StoreNodes(store)
         self._state = CachedState(store)
+        self._key_records: dict[bytes, tuple[str, bytes]] = {}
         self.cpu = StageCpu()
         self.head: BlockHeader
         self._open()
@@ -211,20 +212,44 @@ class LedgerNode:
 
     def _known(self, tx: SignedTx) -> TxStatus | None:
         """The status of a transaction seen before, or None for a new one."""
+        known = self._known_many([tx])[0]
+        if isinstance(known, LedgerError):
+            raise known
+        return known
+
+    def _known_many(self, txs: Sequence[SignedTx]) -> list[TxStatus | LedgerError | None]:
+        """For each of ``txs``: its status if seen before, the error that refuses
+        it (a reused nonce), or None for a new one. State and receipts are read
+        in one query each for the whole list."""
+        out: list[TxStatus | LedgerError | None] = [None] * len(txs)
         with self._lock:
-            if tx.tx_id in self._pending or tx.tx_id in self._inflight:
-                return TxStatus(tx.tx_id_hex, "pending")
-        # A committed transaction has used its nonce; only then can it be known.
-        if self._state.get_raw(Keys.nonce(tx.body.author, tx.body.nonce)) is not None:
+            for i, tx in enumerate(txs):
+                if tx.tx_id in self._pending or tx.tx_id in self._inflight:
+                    out[i] = TxStatus(tx.tx_id_hex, "pending")
+        fresh = [i for i, known in enumerate(out) if known is None]
+        nonce_keys = {i: Keys.nonce(txs[i].body.author, txs[i].body.nonce) for i in fresh}
+        used = self._state.get_many(nonce_keys.values())
+        unseen: list[int] = []
+        for i in fresh:
+            tx = txs[i]
+            if used[nonce_keys[i]] is None:
+                unseen.append(i)
+                continue
+            # A committed transaction has used its nonce; only then can it be known.
             location = self.store.tx_location(tx.tx_id_hex)
             if location is not None:
-                return TxStatus(tx.tx_id_hex, "committed", seq=location[0], height=location[1])
-            raise Conflict(f"nonce {tx.body.nonce!r} was used before by this author",
-                           code="nonce_reused")
-        receipt = self.store.receipt_of(tx.tx_id_hex)
-        if receipt is not None:
-            return TxStatus(tx.tx_id_hex, "rejected", code=receipt[0], message=receipt[1])
-        return None
+                out[i] = TxStatus(tx.tx_id_hex, "committed", seq=location[0],
+                                  height=location[1])
+            else:
+                out[i] = Conflict(f"nonce {tx.body.nonce!r} was used before by this author",
+                                  code="nonce_reused")
+        receipts = self.store.receipts_of([txs[i].tx_id_hex for i in unseen])
+        for i in unseen:
+            receipt = receipts.get(txs[i].tx_id_hex)
+            if receipt is not None:
+                out[i] = TxStatus(txs[i].tx_id_hex, "rejected", code=receipt[0],
+                                  message=receipt[1])
+        return out
 
     def _enqueue(self, tx: SignedTx, verified_keys: Sequence[str], payload: object
                  ) -> TxStatus:
@@ -265,16 +290,23 @@ class LedgerNode:
                 problem["field"] = f"transactions[{i}].{exc.field}".rstrip(".")
             results[i] = {"status": "refused", **problem}
 
+        parsed: list[tuple[int, SignedTx]] = []
         for i, wire in enumerate(wires):
             try:
-                tx = SignedTx.from_wire(wire)
-                known = self._known(tx)
-                if known is not None:
-                    results[i] = known.to_wire()
-                    continue
-                checked.append((i, tx, *self._precheck(tx)))
+                parsed.append((i, SignedTx.from_wire(wire)))
             except LedgerError as exc:
                 refuse(i, exc)
+        for (i, tx), known in zip(parsed, self._known_many([tx for _i, tx in parsed]),
+                                  strict=True):
+            if isinstance(known, LedgerError):
+                refuse(i, known)
+            elif known is not None:
+                results[i] = known.to_wire()
+            else:
+                try:
+                    checked.append((i, tx, *self._precheck(tx)))
+                except LedgerError as exc:
+                    refuse(i, exc)
         jobs = [(public, tx.tx_id, sig)
                 for _i, tx, todo, _p in checked for public, _k, sig in todo]
         if len(jobs) >= PARALLEL_VERIFY_MIN:
@@ -326,16 +358,28 @@ class LedgerNode:
                            "created_at is more than 5 minutes ahead of the node's clock")
         for i, sig in enumerate(tx.signatures):
             raw = self._state.get_raw(Keys.key(sig.key_id))
-            record = None if raw is None else loads_trusted(raw)
-            if record is None:
+            if raw is None:
                 # The key may be enrolled by a transaction still pending; the
                 # executor decides when the block is cut.
                 continue
-            if record["status"] != "active":
-                raise Rejected("key_revoked", f"signatures[{i}]: key {sig.key_id} is "
-                                              f"{record['status']}")
-            todo.append((bytes.fromhex(record["public_key"]), sig.key_id, sig.signature))
+            status, public = self._key_record(raw)
+            if status != "active":
+                raise Rejected("key_revoked", f"signatures[{i}]: key {sig.key_id} is {status}")
+            todo.append((public, sig.key_id, sig.signature))
         return todo, payload
+
+    def _key_record(self, raw: bytes) -> tuple[str, bytes]:
+        """(status, public key) of a stored key record, parsed once per record value."""
+        try:
+            return self._key_records[raw]
+        except KeyError:
+            pass
+        record = loads_trusted(raw)
+        parsed = (str(record["status"]), bytes.fromhex(record["public_key"]))
+        if len(self._key_records) >= 10_000:
+            self._key_records.clear()
+        self._key_records[raw] = parsed
+        return parsed
 
     # -- ordering -----------------------------------------------------------
 
