@@ -9,6 +9,7 @@ decide validity (ARCHITECTURE decision 5).
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import sys
@@ -17,7 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,6 +49,9 @@ BUNDLE_VERSION = "tradeledger-proof/1"
 SWITCH_INTERVAL = 0.0005
 # Batches with at least this many signatures are verified in a worker process.
 PARALLEL_VERIFY_MIN = 64
+# A batch waits at most this long (seconds) for the queue to fall below the
+# high-water mark before it is taken in anyway (submit_many_async).
+INTAKE_WAIT = 10.0
 # Cyclic garbage collector thresholds while the node runs (see tune_gc).
 GC_THRESHOLDS = (50_000, 20, 100)
 
@@ -110,6 +114,22 @@ class TxStatus:
         return out
 
 
+@dataclass
+class _Intake:
+    """A batch between its prechecks and its signature verdicts."""
+
+    results: list[dict[str, Any] | None]
+    checked: list[tuple[int, SignedTx, list[tuple[bytes, str, bytes]], object]] = field(
+        default_factory=list)
+    jobs: list[tuple[bytes, bytes, bytes]] = field(default_factory=list)
+
+    def refuse(self, i: int, exc: LedgerError) -> None:
+        problem = exc.to_problem()
+        if isinstance(exc, MalformedRecord):
+            problem["field"] = f"transactions[{i}].{exc.field}".rstrip(".")
+        self.results[i] = {"status": "refused", **problem}
+
+
 class Clock:
     """Wall-clock time for the node edge (the core never reads a clock)."""
 
@@ -130,6 +150,7 @@ class LedgerNode:
         block_max_txs: int = 2000,
         block_interval: float = 0.05,
         max_pending: int = 50_000,
+        intake_high_water: int | None = None,
         clock: Clock | None = None,
     ) -> None:
         self.store = store
@@ -140,6 +161,9 @@ class LedgerNode:
         self.block_max_txs = block_max_txs
         self.block_interval = block_interval
         self.max_pending = max_pending
+        # Queue depth above which batch intake waits: one block's worth keeps
+        # the orderer busy while intake refills it.
+        self.intake_high_water = intake_high_water or block_max_txs
         self.clock = clock or Clock()
         self._lock = threading.Condition()
         self._pending: OrderedDict[bytes, SignedTx] = OrderedDict()
@@ -280,57 +304,78 @@ class LedgerNode:
         Signatures of a large batch are verified in a worker process while
         this process goes on parsing and ordering (specs/api.md#batches).
         """
+        intake = self._intake_start(wires)
+        if len(intake.jobs) >= PARALLEL_VERIFY_MIN:
+            verdicts = self._verifier().submit(verify_all, intake.jobs).result()
+        else:
+            verdicts = verify_all(intake.jobs)
+        return self._intake_finish(intake, verdicts)
+
+    async def submit_many_async(self, wires: Sequence[object]) -> list[dict[str, Any]]:
+        """:meth:`submit_many` for the event loop: it serves other requests (and
+        parses the next batch) while the worker process checks signatures.
+
+        While the orderer runs and a block's worth of transactions is already
+        queued, a batch waits (up to ``INTAKE_WAIT`` seconds) before it is
+        taken in: queueing more would not commit anything sooner, only make
+        every later transaction wait longer for its commit.
+        """
+        deadline = time.monotonic() + INTAKE_WAIT
+        while (self._thread is not None and len(self._pending) >= self.intake_high_water
+               and time.monotonic() < deadline):
+            await asyncio.sleep(0.002)
+        intake = self._intake_start(wires)
+        if len(intake.jobs) >= PARALLEL_VERIFY_MIN:
+            verdicts = await asyncio.wrap_future(self._verifier().submit(verify_all, intake.jobs))
+        else:
+            verdicts = verify_all(intake.jobs)
+        return self._intake_finish(intake, verdicts)
+
+    def _intake_start(self, wires: Sequence[object]) -> _Intake:
+        """Parse and precheck a batch; collect the signatures left to verify."""
         started = time.thread_time()
-        results: list[dict[str, Any] | None] = [None] * len(wires)
-        checked: list[tuple[int, SignedTx, list[tuple[bytes, str, bytes]], object]] = []
-
-        def refuse(i: int, exc: LedgerError) -> None:
-            problem = exc.to_problem()
-            if isinstance(exc, MalformedRecord):
-                problem["field"] = f"transactions[{i}].{exc.field}".rstrip(".")
-            results[i] = {"status": "refused", **problem}
-
+        intake = _Intake([None] * len(wires))
         parsed: list[tuple[int, SignedTx]] = []
         for i, wire in enumerate(wires):
             try:
                 parsed.append((i, SignedTx.from_wire(wire)))
             except LedgerError as exc:
-                refuse(i, exc)
+                intake.refuse(i, exc)
         for (i, tx), known in zip(parsed, self._known_many([tx for _i, tx in parsed]),
                                   strict=True):
             if isinstance(known, LedgerError):
-                refuse(i, known)
+                intake.refuse(i, known)
             elif known is not None:
-                results[i] = known.to_wire()
+                intake.results[i] = known.to_wire()
             else:
                 try:
-                    checked.append((i, tx, *self._precheck(tx)))
+                    intake.checked.append((i, tx, *self._precheck(tx)))
                 except LedgerError as exc:
-                    refuse(i, exc)
-        jobs = [(public, tx.tx_id, sig)
-                for _i, tx, todo, _p in checked for public, _k, sig in todo]
-        if len(jobs) >= PARALLEL_VERIFY_MIN:
-            future = self._verifier().submit(verify_all, jobs)
-            self.cpu.intake += time.thread_time() - started
-            verdicts = iter(future.result())
-            started = time.thread_time()
-        else:
-            verdicts = iter(verify_all(jobs))
-        for i, tx, todo, payload in checked:
-            ok = [next(verdicts) for _ in todo]
+                    intake.refuse(i, exc)
+        intake.jobs = [(public, tx.tx_id, sig)
+                       for _i, tx, todo, _p in intake.checked for public, _k, sig in todo]
+        self.cpu.intake += time.thread_time() - started
+        return intake
+
+    def _intake_finish(self, intake: _Intake, verdicts: Sequence[bool]) -> list[dict[str, Any]]:
+        """Queue the batch's transactions whose signatures verified."""
+        started = time.thread_time()
+        answers = iter(verdicts)
+        for i, tx, todo, payload in intake.checked:
+            ok = [next(answers) for _ in todo]
             try:
                 if not all(ok):
                     bad = ok.index(False)
                     raise VerificationError(
                         f"transaction signature by key {todo[bad][1]} does not verify",
                         code="bad_signature")
-                results[i] = self._enqueue(tx, [kid for _p, kid, _s in todo],
-                                           payload).to_wire()
+                intake.results[i] = self._enqueue(tx, [kid for _p, kid, _s in todo],
+                                                  payload).to_wire()
             except LedgerError as exc:
-                refuse(i, exc)
+                intake.refuse(i, exc)
         self.cpu.intake += time.thread_time() - started
-        self.cpu.intake_txs += len(wires)
-        return [r for r in results if r is not None]
+        self.cpu.intake_txs += len(intake.results)
+        return [r for r in intake.results if r is not None]
 
     def _verifier(self) -> ProcessPoolExecutor:
         if self._pool is None:
