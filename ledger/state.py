@@ -106,6 +106,12 @@ class CachedState:
             self._generation += 1
 
 
+# Parsed state values by their canonical bytes, for Overlay.view: executing a
+# block reads the same key and organisation records for every transaction.
+_views: dict[bytes, Any] = {}
+_VIEWS_MAX = 20_000
+
+
 class Overlay:
     """Buffered writes over a reader; ``child()`` nests one per transaction."""
 
@@ -121,6 +127,22 @@ class Overlay:
     def get(self, key: str) -> Any:
         raw = self.get_raw(key)
         return None if raw is None else loads_trusted(raw)
+
+    def view(self, key: str) -> Any:
+        """The parsed value of ``key``, shared between readers: for checks that
+        only read it. Never modify what it returns; :meth:`get` gives a copy."""
+        raw = self.get_raw(key)
+        if raw is None:
+            return None
+        try:
+            return _views[raw]
+        except KeyError:
+            pass
+        value = loads_trusted(raw)
+        if len(_views) >= _VIEWS_MAX:
+            _views.clear()
+        _views[raw] = value
+        return value
 
     def exists(self, key: str) -> bool:
         return self.get_raw(key) is not None
