@@ -345,12 +345,22 @@ class Store:
         raw = self.get_raw(key)
         return None if raw is None else loads(raw)
 
+    def scan(self, sql: str) -> Iterator[tuple[Any, ...]]:
+        """Every row of a fixed ``SELECT``, read through a plain DB-API cursor in
+        large slices (whole-table reads of audits and rebuilds)."""
+        conn = self.engine.raw_connection()
+        try:
+            cursor = conn.cursor()
+            cursor.execute(sql)
+            while rows := cursor.fetchmany(10_000):
+                yield from rows
+            cursor.close()
+        finally:
+            conn.close()
+
     def state_items(self) -> Iterator[tuple[str, bytes]]:
-        table = StateRow.__table__  # type: ignore[attr-defined]
-        with self.engine.connect() as conn:
-            for key, value in conn.execute(select(table.c.key, table.c.value)
-                                           .order_by(table.c.key)):
-                yield key, bytes(value)
+        for key, value in self.scan("SELECT key, value FROM state ORDER BY key"):
+            yield key, bytes(value)
 
     def state_prefix(self, prefix: str, *, limit: int = 1000) -> list[tuple[str, Any]]:
         """State entries whose key starts with ``prefix``, in key order."""

@@ -233,8 +233,19 @@ def _object(value: object, path: str) -> dict[str, Any]:
     return value
 
 
+_MEMBER_SETS: dict[tuple[str, ...], frozenset[str]] = {}
+
+
+def _member_set(names: Sequence[str]) -> frozenset[str]:
+    key = tuple(names)
+    found = _MEMBER_SETS.get(key)
+    if found is None:
+        found = _MEMBER_SETS[key] = frozenset(key)
+    return found
+
+
 def _exact_members(obj: Mapping[str, Any], names: Sequence[str], path: str) -> None:
-    if len(obj) == len(names) and all(name in obj for name in names):
+    if obj.keys() == _member_set(names):
         return
     prefix = "" if path == "$" else f"{path}."
     for name in names:
