@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 
 from bench.common import PASSPHRASE, consortium, raw_verify_rate, report
+from client.sdk import RequestSigner
 from ledger.keys import SigningKey
 from ledger.tx import SignedTx, make_body, sign_tx
 
@@ -38,6 +39,14 @@ TIME_LIMIT = 300.0  # every loop below stops by this many seconds
 # request the node serves; polling every 2 ms cost the node more CPU than
 # the transactions it measured.
 POLL = 0.01
+
+
+# Requests are signed as a platform member (specs/api.md#signed-requests).
+SIGNER: httpx.Auth | None = None
+
+
+def _http(base: str, timeout: float) -> httpx.Client:
+    return httpx.Client(base_url=base, timeout=timeout, auth=SIGNER)
 
 
 def free_port() -> int:
@@ -149,7 +158,7 @@ def run_single(base: str, txs: list[SignedTx], threads: int) -> float:
     errors: list[str] = []
 
     def worker(chunk: list[bytes]) -> None:
-        with httpx.Client(base_url=base, timeout=30) as client:
+        with _http(base, 30) as client:
             for body in chunk:
                 r = client.post("/v1/tx", content=body, headers=JSON_HEADERS)
                 if r.status_code >= 400:
@@ -163,7 +172,7 @@ def run_single(base: str, txs: list[SignedTx], threads: int) -> float:
         t.join(timeout=TIME_LIMIT)
     if errors:
         raise RuntimeError(errors[0])
-    with httpx.Client(base_url=base, timeout=30) as client:
+    with _http(base, 30) as client:
         end = wait_committed(client, txs[-1].tx_id_hex, start + TIME_LIMIT)
         for tx in txs[:: max(1, len(txs) // 50)]:
             wait_committed(client, tx.tx_id_hex, start + TIME_LIMIT)
@@ -178,7 +187,7 @@ def run_batches(base: str, txs: list[SignedTx], batch: int, threads: int,
     errors: list[str] = []
 
     def worker(lane: list[bytes]) -> None:
-        with httpx.Client(base_url=base, timeout=60) as client:
+        with _http(base, 60) as client:
             for chunk in lane:
                 r = client.post("/v1/tx/batch", content=chunk, headers=JSON_HEADERS)
                 bad = [x for x in r.json().get("results", []) if x["status"] == "refused"]
@@ -187,7 +196,7 @@ def run_batches(base: str, txs: list[SignedTx], batch: int, threads: int,
 
     def sampler() -> None:
         # One probe transaction at a time under the load: submit-to-commit latency.
-        with httpx.Client(base_url=base, timeout=30) as client:
+        with _http(base, 30) as client:
             for tx in probes:
                 t0 = time.monotonic()
                 client.post("/v1/tx", json=tx.to_wire())
@@ -205,7 +214,7 @@ def run_batches(base: str, txs: list[SignedTx], batch: int, threads: int,
         t.join(timeout=TIME_LIMIT)
     if errors:
         raise RuntimeError(errors[0])
-    with httpx.Client(base_url=base, timeout=30) as client:
+    with _http(base, 30) as client:
         end = wait_committed(client, txs[-1].tx_id_hex, start + TIME_LIMIT)
         for tx in txs[:: max(1, len(txs) // 50)]:
             wait_committed(client, tx.tx_id_hex, start + TIME_LIMIT)
@@ -233,6 +242,8 @@ def main() -> None:
         if args.stages:
             print(json.dumps(stages, indent=1))
             return
+        global SIGNER
+        SIGNER = RequestSigner(keys["platform"]["admin"], chain_id=genesis.chain_id)
         single_txs = make_txs(genesis, keys, n_single, "single")
         batch_txs = make_txs(genesis, keys, n_batch, "batch")
         probes.extend(make_txs(genesis, keys, 400, "probe"))

@@ -1,6 +1,6 @@
 """TradeLedger client: SDK, offline proof verification, CLI (``tradeledger``)."""
 
-from client.sdk import AsyncClient, Client, NodeError, TxBuilder, new_nonce
+from client.sdk import AsyncClient, Client, NodeError, RequestSigner, TxBuilder, new_nonce
 from client.verify import (
     BundleError,
     VerifiedRecord,
@@ -13,6 +13,7 @@ __all__ = [
     "BundleError",
     "Client",
     "NodeError",
+    "RequestSigner",
     "TxBuilder",
     "VerifiedRecord",
     "new_nonce",

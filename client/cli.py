@@ -7,19 +7,35 @@ programs. Passphrases come from ``TRADELEDGER_PASSPHRASE`` or a prompt.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from client import cli_confidential, cli_ratings
+from client.cli_common import (
+    JsonOpt,
+    NodeOpt,
+    ReaderKeyOpt,
+    _emit,
+    _fail,
+    _member_key,
+    _passphrase,
+    err,
+    out,
+)
 from client.consortium import init_consortium, read_description
-from client.verify import BundleError, verify_consistency_bundle, verify_inclusion_bundle
+from client.verify import (
+    ATTESTATION_VERSION,
+    BundleError,
+    verify_consistency_bundle,
+    verify_inclusion_bundle,
+    verify_rating_attestation,
+)
 from ledger.errors import LedgerError
 
 app = typer.Typer(help="TradeLedger: a permissioned ledger for trade finance and traceability.",
@@ -28,36 +44,14 @@ keys_app = typer.Typer(help="Create and inspect keys.", no_args_is_help=True)
 node_app = typer.Typer(help="Run a node.", no_args_is_help=True)
 tx_app = typer.Typer(help="Submit and show transactions.", no_args_is_help=True)
 proof_app = typer.Typer(help="Fetch and verify proof bundles.", no_args_is_help=True)
+explorer_app = typer.Typer(help="Open the node's block explorer.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(node_app, name="node")
 app.add_typer(tx_app, name="tx")
 app.add_typer(proof_app, name="proof")
+app.add_typer(cli_confidential.app, name="confidential")
+app.add_typer(explorer_app, name="explorer")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for programs.")]
-NodeOpt = Annotated[str, typer.Option("--node", envvar="TRADELEDGER_NODE",
-                                      help="Base URL of the node.")]
-
-
-def _passphrase(confirm: bool = False) -> str:
-    value = os.environ.get("TRADELEDGER_PASSPHRASE")
-    if value is not None:
-        return value
-    return str(typer.prompt("Passphrase", hide_input=True, confirmation_prompt=confirm))
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
-    return typer.Exit(code)
-
-
-def _emit(data: Any, as_json: bool, table: Table | None = None) -> None:
-    if as_json or table is None:
-        sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    else:
-        out.print(table)
 
 
 # -- keys ---------------------------------------------------------------------
@@ -128,6 +122,10 @@ def node_run(
     host: str = "127.0.0.1",
     port: int = 8700,
     database_url: Annotated[str, typer.Option(envvar="DATABASE_URL")] = "",
+    encryption_key: Annotated[Path | None, typer.Option(
+        "--encryption-key", envvar="TRADELEDGER_ENCRYPTION_KEY",
+        help="The organisation's encryption key file: check sealed details sent to it.")
+    ] = None,
 ) -> None:
     """Run a node with solo ordering (SQLite unless DATABASE_URL is set)."""
     import uvicorn
@@ -136,7 +134,8 @@ def node_run(
     from node.config import NodeConfig
 
     config = NodeConfig(data_dir=data, genesis_path=genesis, node_key_path=node_key,
-                        node_org=org, passphrase=_passphrase(), database_url=database_url)
+                        node_org=org, passphrase=_passphrase(), database_url=database_url,
+                        encryption_key_path=encryption_key)
     try:
         application = app_from_config(config)
     except LedgerError as exc:
@@ -173,8 +172,8 @@ def tx_submit(
         cosigners = [load_key(p, passphrase) for p in cosign or []]
     except LedgerError as exc:
         raise _fail(exc.message) from exc
-    with Client(node) as client:
-        chain = chain_id or json.loads(client.fetch_genesis())["header"]["chain_id"]
+    with Client(node, key=author, chain_id=chain_id or None) as client:
+        chain = client.chain_id
         try:
             tx = TxBuilder(author, chain_id=chain).build(tx_type, body, cosigners=cosigners)
             result = client.submit(tx)
@@ -191,12 +190,12 @@ def tx_submit(
 
 
 @tx_app.command("show")
-def tx_show(tx_id: str, node: NodeOpt = "http://127.0.0.1:8700", as_json: JsonOpt = False
-            ) -> None:
+def tx_show(tx_id: str, key: ReaderKeyOpt, node: NodeOpt = "http://127.0.0.1:8700",
+            as_json: JsonOpt = False) -> None:
     """Show a transaction's status and, once committed, its content."""
     from client.sdk import Client, NodeError
 
-    with Client(node) as client:
+    with Client(node, key=_member_key(key)) as client:
         try:
             result = client.tx(tx_id)
         except NodeError as exc:
@@ -211,13 +210,32 @@ def tx_show(tx_id: str, node: NodeOpt = "http://127.0.0.1:8700", as_json: JsonOp
 # -- proofs -------------------------------------------------------------------------
 
 
+@tx_app.command("list")
+def tx_list(key: ReaderKeyOpt, node: NodeOpt = "http://127.0.0.1:8700",
+            tx_type: Annotated[str | None, typer.Option("--type")] = None,
+            limit: int = 50, as_json: JsonOpt = False) -> None:
+    """List, newest first, the records your organisation is a party to and public ones."""
+    from client.sdk import Client, NodeError
+
+    with Client(node, key=_member_key(key)) as client:
+        try:
+            result = client.records(limit=limit, tx_type=tx_type)
+        except NodeError as exc:
+            raise _fail(str(exc)) from exc
+    table = Table("seq", "height", "type", "tx id")
+    for r in result["records"]:
+        table.add_row(str(r["seq"]), str(r["height"]), r["type"], r["tx_id"])
+    _emit(result, as_json, table)
+
+
 @proof_app.command("get")
-def proof_get(tx_id: str, output: Annotated[Path | None, typer.Option("--out")] = None,
+def proof_get(tx_id: str, key: ReaderKeyOpt,
+              output: Annotated[Path | None, typer.Option("--out")] = None,
               node: NodeOpt = "http://127.0.0.1:8700") -> None:
     """Fetch a transaction's proof bundle (JSON) to a file or stdout."""
     from client.sdk import Client, NodeError
 
-    with Client(node) as client:
+    with Client(node, key=_member_key(key)) as client:
         try:
             bundle = client.proof(tx_id)
         except NodeError as exc:
@@ -236,10 +254,15 @@ def proof_verify(
     genesis: Annotated[Path, typer.Option(help="The genesis file you trust.")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Verify a proof bundle offline against a genesis file. Exit 1 if it fails."""
+    """Verify a proof bundle or a rating attestation offline against a genesis file.
+    Exit 1 if it fails."""
     try:
-        bundle = json.loads(bundle_file.read_bytes())
+        raw = bundle_file.read_bytes()
+        bundle = json.loads(raw)
         anchor_bytes = genesis.read_bytes()
+        if isinstance(bundle, dict) and bundle.get("version") == ATTESTATION_VERSION:
+            cli_ratings.emit_verified(verify_rating_attestation(anchor_bytes, raw), as_json)
+            return
         if isinstance(bundle, dict) and bundle.get("kind") == "consistency":
             verify_consistency_bundle(anchor_bytes, bundle)
             result: dict[str, Any] = {"valid": True, "kind": "consistency",
@@ -264,6 +287,29 @@ def proof_verify(
     detail = ", ".join(f"{k}={v}" for k, v in result.items() if k not in ("valid", "kind"))
     table.add_row("[green]yes[/green]", result["kind"], detail)
     _emit(result, as_json, table)
+
+
+# -- explorer -----------------------------------------------------------------------
+
+
+@explorer_app.command("login")
+def explorer_login(key: ReaderKeyOpt, node: NodeOpt = "http://127.0.0.1:8700",
+                   as_json: JsonOpt = False) -> None:
+    """Print a one-time link (valid two minutes) that opens the explorer as your
+    organisation."""
+    import httpx
+
+    from client.sdk import Client, NodeError
+
+    with Client(node, key=_member_key(key)) as client:
+        try:
+            url = client.explorer_login_url()
+        except (NodeError, httpx.HTTPError) as exc:
+            raise _fail(str(exc)) from exc
+    if as_json:
+        _emit({"url": url}, True)
+    else:
+        out.print(url)
 
 
 # -- audit --------------------------------------------------------------------------
@@ -336,6 +382,9 @@ def demo(
     from client.demo import run_demo
 
     run_demo(data, port=port, serve=not seed_only, console=out)
+
+
+cli_ratings.install(app)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -2,8 +2,9 @@
 
 A description (YAML or TOML) names the chain, the organisations and their
 roles, and the quorum. ``init`` generates each organisation's admin key, its
-member keys and, for validators, a node key, all encrypted at rest, and signs
-the genesis with the platform's admin key.
+member keys, its X25519 encryption key for sealed trade details and, for
+validators, a node key, all encrypted at rest, and signs the genesis with the
+platform's admin key.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import yaml
 
 from ledger.chain import Genesis, make_genesis
 from ledger.errors import MalformedRecord
-from ledger.keys import SigningKey, save_key
+from ledger.keys import EncryptionKey, SigningKey, save_encryption_key, save_key
 
 DESCRIPTION_KEYS = {"chain_id", "name", "organisations", "quorum", "policy"}
 ORG_KEYS = {"id", "name", "country", "roles", "members", "node"}
@@ -38,6 +39,10 @@ class Consortium:
 
     def key_path(self, org: str, name: str) -> Path:
         return self.root / "keys" / org / f"{name}.key"
+
+    def encryption_key_path(self, org: str) -> Path:
+        """The organisation's X25519 secret for opening sealed details."""
+        return self.key_path(org, "encryption")
 
 
 def read_description(path: Path) -> dict[str, Any]:
@@ -92,6 +97,9 @@ def init_consortium(description: Mapping[str, Any], out: Path, *, passphrase: st
             save_key(consortium.key_path(org_id, "node"), node, passphrase,
                      label=f"{org_id} node")
             node_keys.append(node.public_key_hex)
+        encryption = EncryptionKey.generate()
+        save_encryption_key(consortium.encryption_key_path(org_id), encryption, passphrase,
+                            label=f"{org_id} encryption")
         roles = list(org.get("roles", []))
         if "platform" in roles and founder is None:
             founder = admin
@@ -99,7 +107,7 @@ def init_consortium(description: Mapping[str, Any], out: Path, *, passphrase: st
             "id": org_id, "name": str(org.get("name", org_id)),
             "country": str(org.get("country", "")), "roles": roles,
             "admin_keys": [admin.public_key_hex], "member_keys": members,
-            "node_keys": node_keys,
+            "node_keys": node_keys, "encryption_key": encryption.public_key_hex,
         })
     if founder is None:
         raise MalformedRecord("one organisation must hold the platform role",

@@ -81,10 +81,18 @@ def run_demo(data: Path, *, port: int, serve: bool, console: Console) -> None:
     console.print(f"seeded        {summary}")
     console.print("try:")
     tl = ".venv/bin/tradeledger"
-    console.print(f"  {tl} tx show {summary.get('last_tx', '<tx id>')}")
-    console.print(f"  {tl} proof get {summary.get('last_tx', '<tx id>')} --out proof.json")
+    reader = consortium.key_path("buyer-rotterdam", "member1")
+    console.print(f"  {tl} explorer login --key {reader}   (open the printed link)")
+    console.print(f"  {tl} tx list --key {reader}")
+    console.print(f"  {tl} tx show {summary.get('last_tx', '<tx id>')} --key {reader}")
+    console.print(f"  {tl} proof get {summary.get('last_tx', '<tx id>')} --key {reader} "
+                  "--out proof.json")
     console.print(f"  {tl} proof verify proof.json --genesis {consortium.genesis_path}")
     console.print(f"  {tl} audit --db sqlite:///{data / 'ledger.db'}")
+    if "sealed_order_tx" in summary:  # the buyer opens the order's sealed line items
+        console.print(f"  {tl} confidential open {summary['sealed_order_tx']} "
+                      f"--org buyer-rotterdam --key {reader} --encryption-key "
+                      f"{consortium.encryption_key_path('buyer-rotterdam')}")
     if not serve:
         server.should_exit = True
         thread.join(timeout=10)

@@ -8,6 +8,9 @@ It grows with each record family:
   Shenzhen Bright Electronics, is invoiced, acknowledges the payable and pays
   in two parts; Maison Rhone orders textiles from Saigon Textile Works, is
   invoiced and acknowledges (not yet due); a third invoice is disputed.
+  The line items, unit prices and bank terms of every order and invoice are
+  sealed to its buyer and seller (specs/trade.md#confidential-details); the
+  platform's node, which serves the demo, holds only their ciphertext.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from client.confidential import encryption_keys, sealed_invoice, sealed_order
 from client.consortium import DEMO_DESCRIPTION, Consortium
 from client.sdk import Client, TxBuilder
 from ledger.keys import SigningKey, load_key, save_key
@@ -25,6 +29,32 @@ def _member(consortium: Consortium, org: str, passphrase: str) -> SigningKey:
     return load_key(consortium.key_path(org, "member1"), passphrase)
 
 
+def _line(sku: str, description: str, quantity: int, unit_price: int) -> dict[str, Any]:
+    return {"sku": sku, "description": description, "quantity": quantity, "unit": "EA",
+            "unit_price": unit_price}
+
+
+# The commercial details of the three trades: only the buyer and the seller read them.
+DETAILS: dict[str, dict[str, Any]] = {
+    "PO-NL-0001": {"line_items": [
+        _line("SZ-OLED-61", "6.1-inch OLED display module", 400, 2_500),
+        _line("SZ-USBC-PD65", "65 W USB-C PD charger", 500, 500)]},
+    "PO-FR-0001": {"line_items": [
+        _line("HCM-LIN-SHIRT", "Linen shirt, stone washed", 1_200, 300),
+        _line("HCM-COT-TEE", "Organic cotton T-shirt", 1_500, 80)]},
+    "PO-FR-0002": {"line_items": [
+        _line("IZ-EVOO-5L", "Extra virgin olive oil, 5 l tin (case of 4)", 40, 2_400)]},
+}
+BANK_TERMS: dict[str, dict[str, str]] = {
+    "supplier-sz": {"bank": "Harbour Bank Asia", "account": "HK-012-883-204417-001",
+                    "swift_bic": "HRBAHKHHXXX"},
+    "supplier-hcm": {"bank": "Harbour Bank Asia", "account": "VN-970-415-0088-2231",
+                     "swift_bic": "HRBAHKHHXXX"},
+    "supplier-izmir": {"bank": "Rhine Trade Bank", "iban": "TR330006100519786457841326",
+                       "swift_bic": "RHTBDEFFXXX"},
+}
+
+
 def seed_scenario(client: Client, consortium: Consortium, passphrase: str,
                   chain_id: str, *, today: date | None = None) -> dict[str, Any]:
     marker = consortium.root / "scenario.done"
@@ -32,20 +62,31 @@ def seed_scenario(client: Client, consortium: Consortium, passphrase: str,
         return {"already_seeded": True, "last_tx": marker.read_text(encoding="utf-8").strip()}
     day = today or datetime.now(UTC).date()
     submitted: list[SignedTx] = []
+    # Each organisation submits and follows its own records with its own key:
+    # the node shows a member only what its organisation may read.
+    signers: dict[str, Client] = {}
+
+    authors: dict[str, SigningKey] = {}
+
+    def as_author(tx: SignedTx) -> Client:
+        if tx.body.author not in signers:
+            signers[tx.body.author] = client.with_key(authors[tx.body.author])
+        return signers[tx.body.author]
 
     def send(tx: SignedTx) -> None:
-        client.submit(tx)
+        as_author(tx).submit(tx)
         submitted.append(tx)
 
     def settle() -> None:
         for tx in submitted:
-            status = client.wait(tx.tx_id_hex)
+            status = as_author(tx).wait(tx.tx_id_hex)
             if status["status"] != "committed":
                 raise RuntimeError(f"demo transaction {tx.body.type} was rejected: {status}")
 
     for org in DEMO_DESCRIPTION["organisations"]:
         org_id = org["id"]
         admin = load_key(consortium.key_path(org_id, "admin"), passphrase)
+        authors[admin.key_id] = admin
         new_key = SigningKey.generate()
         save_key(consortium.key_path(org_id, "member2"), new_key, passphrase,
                  label=f"{org_id} member 2")
@@ -57,37 +98,41 @@ def seed_scenario(client: Client, consortium: Consortium, passphrase: str,
 
     keys = {o["id"]: _member(consortium, o["id"], passphrase)
             for o in DEMO_DESCRIPTION["organisations"]}
+    authors.update({k.key_id: k for k in keys.values()})
 
     def b(org: str) -> TxBuilder:
         return TxBuilder(keys[org], chain_id=chain_id)
 
     iso = date.isoformat
-    # Order 1: buyer and seller both sign the purchase order.
-    send(b("buyer-rotterdam").build("trade.order", {
-        "order_id": "PO-NL-0001", "buyer": "buyer-rotterdam", "seller": "supplier-sz",
-        "currency": "EUR", "total": 1_250_000, "incoterms": "CIF",
-        "delivery_by": iso(day + timedelta(days=45))}, cosigners=[keys["supplier-sz"]]))
-    send(b("buyer-lyon").build("trade.order", {
-        "order_id": "PO-FR-0001", "buyer": "buyer-lyon", "seller": "supplier-hcm",
-        "currency": "EUR", "total": 480_000, "incoterms": "FOB"},
-        cosigners=[keys["supplier-hcm"]]))
-    send(b("buyer-lyon").build("trade.order", {
-        "order_id": "PO-FR-0002", "buyer": "buyer-lyon", "seller": "supplier-izmir",
-        "currency": "USD", "total": 96_000}, cosigners=[keys["supplier-izmir"]]))
+    sealing = encryption_keys(consortium.genesis_path.read_bytes())
+
+    def order(order_id: str, buyer: str, seller: str, currency: str, **clear: Any) -> None:
+        # Buyer and seller both sign the purchase order; its lines are sealed to both.
+        send(b(buyer).build("trade.order", sealed_order(
+            order_id=order_id, buyer=buyer, seller=seller, currency=currency,
+            details=DETAILS[order_id], keys=sealing, **clear), cosigners=[keys[seller]]))
+
+    def invoice(invoice_id: str, order_id: str, buyer: str, seller: str, currency: str,
+                issued: date, due: date, terms: str, **clear: Any) -> None:
+        details = {**DETAILS[order_id], "bank_terms": BANK_TERMS[seller]}
+        send(b(seller).build("trade.invoice", sealed_invoice(
+            invoice_id=invoice_id, order_id=order_id, buyer=buyer, seller=seller,
+            currency=currency, issue_date=iso(issued), due_date=iso(due),
+            payment_terms=terms, details=details, keys=sealing, **clear)))
+
+    order("PO-NL-0001", "buyer-rotterdam", "supplier-sz", "EUR", incoterms="CIF",
+          delivery_by=iso(day + timedelta(days=45)))
+    sealed_example = submitted[-1].tx_id_hex
+    order("PO-FR-0001", "buyer-lyon", "supplier-hcm", "EUR", incoterms="FOB")
+    order("PO-FR-0002", "buyer-lyon", "supplier-izmir", "USD")
     settle()
-    send(b("supplier-sz").build("trade.invoice", {
-        "invoice_id": "INV-SZ-0001", "order_id": "PO-NL-0001", "amount": 1_250_000,
-        "currency": "EUR", "issue_date": iso(day - timedelta(days=40)),
-        "due_date": iso(day - timedelta(days=10)), "payment_terms": "NET30",
-        "fx_rate_to_usd": {"numerator": 108, "denominator": 100}}))
-    send(b("supplier-hcm").build("trade.invoice", {
-        "invoice_id": "INV-HCM-0001", "order_id": "PO-FR-0001", "amount": 480_000,
-        "currency": "EUR", "issue_date": iso(day), "due_date": iso(day + timedelta(days=60)),
-        "payment_terms": "NET60", "fx_rate_to_usd": {"numerator": 108, "denominator": 100}}))
-    send(b("supplier-izmir").build("trade.invoice", {
-        "invoice_id": "INV-IZ-0001", "order_id": "PO-FR-0002", "amount": 96_000,
-        "currency": "USD", "issue_date": iso(day - timedelta(days=5)),
-        "due_date": iso(day + timedelta(days=25)), "payment_terms": "NET30"}))
+    eur_usd = {"numerator": 108, "denominator": 100}
+    invoice("INV-SZ-0001", "PO-NL-0001", "buyer-rotterdam", "supplier-sz", "EUR",
+            day - timedelta(days=40), day - timedelta(days=10), "NET30", fx_rate_to_usd=eur_usd)
+    invoice("INV-HCM-0001", "PO-FR-0001", "buyer-lyon", "supplier-hcm", "EUR",
+            day, day + timedelta(days=60), "NET60", fx_rate_to_usd=eur_usd)
+    invoice("INV-IZ-0001", "PO-FR-0002", "buyer-lyon", "supplier-izmir", "USD",
+            day - timedelta(days=5), day + timedelta(days=25), "NET30")
     settle()
     send(b("buyer-rotterdam").build("trade.invoice_ack", {"invoice_id": "INV-SZ-0001"}))
     send(b("buyer-lyon").build("trade.invoice_ack", {"invoice_id": "INV-HCM-0001"}))
@@ -106,4 +151,4 @@ def seed_scenario(client: Client, consortium: Consortium, passphrase: str,
     last = submitted[-1].tx_id_hex
     marker.write_text(last + "\n", encoding="utf-8")
     return {"transactions": len(submitted), "orders": 3, "invoices": 3, "payments": 2,
-            "last_tx": last}
+            "last_tx": last, "sealed_order_tx": sealed_example}

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import nacl.bindings
@@ -46,8 +46,10 @@ class BundleError(Exception):
 class TrustAnchor:
     chain_id: str
     genesis_hash: bytes
-    node_keys: dict[str, dict[str, bytes]]  # org -> key id -> public key
+    node_keys: dict[str, dict[str, bytes]]  # validator org -> key id -> public key
     threshold: int
+    # Every organisation's node keys in genesis (validators or not).
+    org_node_keys: dict[str, dict[str, bytes]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -125,8 +127,9 @@ def load_anchor(genesis_bytes: bytes) -> TrustAnchor:
         if not isinstance(threshold, int) or isinstance(threshold, bool) or threshold < 1:
             raise BundleError("quorum threshold must be a positive integer")
         orgs = {o["id"]: o for o in payload["organisations"]}
-        node_keys = {v: {_key_id(_hex(k, "node key", 32)): _hex(k, "node key", 32)
-                         for k in orgs[v].get("node_keys", [])} for v in validators}
+        org_node_keys = {o: {_key_id(_hex(k, "node key", 32)): _hex(k, "node key", 32)
+                             for k in org.get("node_keys", [])} for o, org in orgs.items()}
+        node_keys = {v: org_node_keys[v] for v in validators}
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise BundleError(f"genesis file is malformed: {exc}") from exc
     if not isinstance(header, dict) or header.get("height") != 0:
@@ -137,7 +140,7 @@ def load_anchor(genesis_bytes: bytes) -> TrustAnchor:
             != _sha256(b"\x00" + leaf):
         raise BundleError("genesis header does not commit to its transaction")
     return TrustAnchor(header["chain_id"], _sha256(_flat_canonical(header)), node_keys,
-                       threshold)
+                       threshold, org_node_keys)
 
 
 def verify_header(anchor: TrustAnchor, header: dict[str, Any],
@@ -318,3 +321,202 @@ def _verify_consistency(first: int, second: int, first_hash: bytes, second_hash:
         raise BundleError("consistency proof does not lead to old_root")
     if sr != second_hash:
         raise BundleError("consistency proof does not lead to the certified log_root")
+
+
+# -- rating attestations (specs/ratings.md#attestation) -------------------------------
+
+ATTESTATION_DOMAIN = b"tradeledger/v1/attestation\x00"
+ATTESTATION_VERSION = "tradeledger-rating-attestation/1"
+_ATTESTATION_FIELDS = frozenset({"version", "statement", "signature", "header", "certificate"})
+_STATEMENT_FIELDS = frozenset({
+    "version", "chain_id", "genesis_hash", "buyer", "status", "score", "band", "invoices",
+    "suppliers", "reason", "factors", "trend", "policy", "as_of", "height", "header_hash",
+    "org", "key_id",
+})
+_HEADER_FIELDS = frozenset({"chain_id", "height", "prev_hash", "log_size", "log_root",
+                            "state_root", "time", "proposer"})
+_MAX_SAFE = 2**53 - 1
+
+
+@dataclass(frozen=True)
+class VerifiedRating:
+    """What a verified rating attestation proves: this node key of ``org`` stated
+    this rating of ``buyer`` over the state of the certified block ``height``."""
+
+    buyer: str
+    status: str  # "rated" or "insufficient"
+    score: int | None
+    band: str | None
+    invoices: int
+    suppliers: int
+    reason: str
+    factors: dict[str, Any] | None
+    trend: list[dict[str, Any]]
+    policy: dict[str, Any]
+    as_of: str
+    height: int
+    header_hash: str
+    org: str
+    key_id: str
+    certified_by: tuple[str, ...]
+
+
+def _jcs(value: Any) -> str:
+    """RFC 8785 for JSON of objects with ASCII member names, strings, safe integers,
+    booleans and null (what an attestation holds); anything else is refused."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, int):
+        if not -_MAX_SAFE <= value <= _MAX_SAFE:
+            raise BundleError(f"integer {value} is outside the I-JSON range")
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ",".join(_jcs(v) for v in value) + "]"
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) and k.isascii() for k in value):
+            raise BundleError("member names must be ASCII strings")
+        return "{" + ",".join(json.dumps(k) + ":" + _jcs(value[k])
+                              for k in sorted(value)) + "}"
+    raise BundleError(f"{type(value).__name__} values are not allowed in an attestation")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise BundleError(f"{name} is not JSON")
+
+
+def _refuse_float(text: str) -> Any:
+    raise BundleError(f"number {text} is not an integer")
+
+
+def _exact(obj: Any, fields: frozenset[str], what: str) -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        raise BundleError(f"{what} must be an object")
+    if set(obj) != fields:
+        extra, missing = sorted(set(obj) - fields), sorted(fields - set(obj))
+        raise BundleError(f"{what} has unexpected members {extra} or lacks {missing}")
+    return obj
+
+
+def _int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BundleError(f"{what} must be a non-negative integer")
+    return value
+
+
+def _strict_certificate(anchor: TrustAnchor, header_hash: bytes,
+                        certificate: dict[str, Any]) -> None:
+    """Every signature in an attestation's certificate must be a genesis validator's and
+    verify: a falsified signature is refused even when the others make the quorum."""
+    _exact(certificate, frozenset({"height", "block_hash", "signatures"}), "certificate")
+    signatures = certificate["signatures"]
+    if not isinstance(signatures, list):
+        raise BundleError("certificate.signatures must be a list")
+    seen: set[str] = set()
+    for i, sig in enumerate(signatures):
+        _exact(sig, frozenset({"org", "key_id", "signature"}), f"certificate.signatures[{i}]")
+        org, kid = sig["org"], sig["key_id"]
+        public = anchor.node_keys.get(org, {}).get(kid) if isinstance(org, str) else None
+        if public is None:
+            raise BundleError(f"certificate.signatures[{i}] is not by a validator node key "
+                              "named in genesis")
+        if org in seen:
+            raise BundleError(f"certificate.signatures[{i}]: {org} signed twice")
+        seen.add(org)
+        raw = _hex(sig["signature"], f"certificate.signatures[{i}].signature", 64)
+        try:
+            nacl.bindings.crypto_sign_open(raw + CHECKPOINT_DOMAIN + header_hash, public)
+        except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError) as exc:
+            raise BundleError(f"certificate.signatures[{i}] does not verify") from exc
+
+
+def verify_rating_attestation(genesis_bytes: bytes, attestation: bytes) -> VerifiedRating:
+    """Verify a rating attestation file (its exact bytes) against a genesis file alone.
+
+    Steps (specs/ratings.md#attestation-verification):
+
+    1. The file is the RFC 8785 form of an object with exactly the attestation's
+       members, ``version`` is ``tradeledger-rating-attestation/1``.
+    2. The statement names this chain and genesis; its ``key_id`` is a node key
+       of its ``org`` in the genesis file; the signature verifies over
+       ``tradeledger/v1/attestation\\0 || canonical(statement)``.
+    3. The header is for this chain, its hash is the statement's ``header_hash``,
+       its height and date are the statement's ``height`` and ``as_of``.
+    4. The certificate signs that hash with a quorum of genesis validators, and
+       every signature in it verifies.
+    5. The outcome is well-formed: a rated statement has a score 0..100 in its
+       band, an insufficient one none.
+    """
+    anchor = load_anchor(genesis_bytes)
+    try:
+        text = attestation.decode("utf-8")
+        doc = json.loads(text, parse_constant=_refuse_constant, parse_float=_refuse_float)
+        # Step 1.
+        _exact(doc, _ATTESTATION_FIELDS, "attestation")
+        if _jcs(doc) != text:
+            raise BundleError("attestation file is not in its canonical (RFC 8785) form; "
+                              "keep the file exactly as the node issued it")
+        if doc["version"] != ATTESTATION_VERSION:
+            raise BundleError(f"not a {ATTESTATION_VERSION} attestation")
+        stmt = _exact(doc["statement"], _STATEMENT_FIELDS, "statement")
+        # Step 2.
+        if stmt["version"] != ATTESTATION_VERSION:
+            raise BundleError("statement version is not the attestation's")
+        if stmt["chain_id"] != anchor.chain_id:
+            raise BundleError("statement is for another chain")
+        if _hex(stmt["genesis_hash"], "statement.genesis_hash", 32) != anchor.genesis_hash:
+            raise BundleError("statement names another genesis")
+        org, kid = stmt["org"], stmt["key_id"]
+        public = anchor.org_node_keys.get(org, {}).get(kid) if isinstance(org, str) else None
+        if public is None:
+            raise BundleError(f"key {kid!r} is not a node key of organisation {org!r} in the "
+                              "genesis file")
+        signature = _hex(doc["signature"], "signature", 64)
+        try:
+            nacl.bindings.crypto_sign_open(
+                signature + ATTESTATION_DOMAIN + _jcs(stmt).encode("utf-8"), public)
+        except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError) as exc:
+            raise BundleError("the node's signature on the statement does not verify") from exc
+        # Step 3.
+        header = _exact(doc["header"], _HEADER_FIELDS, "header")
+        header_hash = _sha256(_flat_canonical(header))
+        if _hex(stmt["header_hash"], "statement.header_hash", 32) != header_hash:
+            raise BundleError("the header is not the one the statement names")
+        height = _int(stmt["height"], "statement.height")
+        if header.get("height") != height:
+            raise BundleError("the statement's height is not the header's")
+        if not isinstance(header["time"], str) or stmt["as_of"] != header["time"][:10]:
+            raise BundleError("the statement's as_of is not the header's date")
+        # Step 4.
+        certificate = doc["certificate"]
+        _strict_certificate(anchor, header_hash, certificate)
+        _, certified_by = verify_header(anchor, header, certificate)
+        # Step 5.
+        status, score, band = stmt["status"], stmt["score"], stmt["band"]
+        if status == "rated":
+            if isinstance(score, bool) or not isinstance(score, int) or not 0 <= score <= 100:
+                raise BundleError("a rated statement has a score from 0 to 100")
+            if band != ("low" if score >= 80 else "medium" if score >= 50 else "high"):
+                raise BundleError(f"band {band!r} is not the band of score {score}")
+            if not isinstance(stmt["factors"], dict):
+                raise BundleError("a rated statement has factors")
+        elif status == "insufficient":
+            if score is not None or band is not None or stmt["factors"] is not None:
+                raise BundleError("an insufficient statement has no score, band or factors")
+        else:
+            raise BundleError(f"status {status!r} is neither rated nor insufficient")
+        for name in ("buyer", "reason", "as_of"):
+            if not isinstance(stmt[name], str):
+                raise BundleError(f"statement.{name} must be a string")
+        if not isinstance(stmt["trend"], list) or not isinstance(stmt["policy"], dict):
+            raise BundleError("statement.trend must be a list and statement.policy an object")
+        return VerifiedRating(
+            buyer=stmt["buyer"], status=status, score=score, band=band,
+            invoices=_int(stmt["invoices"], "statement.invoices"),
+            suppliers=_int(stmt["suppliers"], "statement.suppliers"),
+            reason=stmt["reason"], factors=stmt["factors"], trend=stmt["trend"],
+            policy=stmt["policy"], as_of=stmt["as_of"], height=height,
+            header_hash=header_hash.hex(), org=org, key_id=kid, certified_by=certified_by)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise BundleError(f"attestation is malformed: {exc!r}") from exc

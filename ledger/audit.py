@@ -352,7 +352,7 @@ def _walk(store: Store, pool: ProcessPoolExecutor | None, progress: Progress | N
             except LedgerError as exc:
                 raise ChainBroken(f"genesis does not verify: {exc.message}", height=0) from exc
             writes = genesis.state_writes
-            block_parties = [(0, o["id"]) for o in genesis.tx.body.payload["organisations"]]
+            block_parties = [(0, org) for org in genesis.parties]
         else:
             ctx = BlockContext(chain_id=header.chain_id, height=height, time=header.time)
             execution = execute_block(state, signed, ctx, verified=verified)

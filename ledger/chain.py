@@ -14,6 +14,7 @@ from typing import Any
 
 from ledger import merkle
 from ledger.block import BlockHeader, state_root_step
+from ledger.contracts import PUBLIC_PARTY
 from ledger.encoding import canonical, loads
 from ledger.errors import MalformedRecord, VerificationError
 from ledger.executor import (
@@ -103,6 +104,12 @@ class Genesis:
     @property
     def chain_id(self) -> str:
         return self.header.chain_id
+
+    @property
+    def parties(self) -> list[str]:
+        """Every founding organisation, and every member (the genesis is public)."""
+        return sorted({PUBLIC_PARTY, *(str(o["id"])
+                                       for o in self.tx.body.payload["organisations"])})
 
     def to_wire(self) -> dict[str, Any]:
         return {

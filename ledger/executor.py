@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from ledger.contracts import INDEXERS, REGISTRY, Keys, TxContext, parse_payload
+from ledger.contracts import INDEXERS, PUBLIC_PARTY, REGISTRY, Keys, TxContext, parse_payload
 from ledger.errors import MalformedRecord, Rejected, VerificationError
 from ledger.keys import Domain, verify
 from ledger.state import Overlay, StateReader
@@ -140,6 +140,8 @@ def apply_tx(
         spec.apply(tx_ctx, payload)
         for index in INDEXERS.get(body.type, ()):
             index(tx_ctx, payload)
+    if spec.public:
+        tx_ctx.parties.add(PUBLIC_PARTY)
     return frozenset(tx_ctx.parties)
 
 

@@ -6,7 +6,10 @@ SQLite (WAL) by default; any SQLAlchemy URL, PostgreSQL included, through
 * ``block``, ``tx``, ``merkle_node``, ``checkpoint_sig``: the chain. Rows are
   only ever inserted. ``tx`` keeps the signed bytes as they were signed.
 * ``state``, ``tx_party``: derived state, rebuildable from the chain.
-* ``receipt``: this node's record of transactions it refused (not chain data).
+* ``receipt``, ``receipt_party``: this node's record of transactions it refused and
+  who signed them (not chain data).
+* ``confidential_check``: what this node found opening its organisation's
+  sealed copies of trade details (node-local like ``receipt``; no plaintext).
 
 A block is committed in one database transaction: all of its rows or none.
 """
@@ -26,6 +29,7 @@ from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 from ledger.block import BlockHeader, Certificate, CheckpointSignature
 from ledger.chain import BuiltBlock, Genesis
+from ledger.contracts import PUBLIC_PARTY
 from ledger.encoding import loads
 from ledger.executor import Accepted
 from ledger.tx import SignedTx, TxSignature
@@ -89,6 +93,32 @@ class ReceiptRow(SQLModel, table=True):
     code: str = Field(max_length=64)
     message: str
     time: str = Field(max_length=40)
+
+
+class ConfidentialCheckRow(SQLModel, table=True):
+    """The outcome of opening this node's organisation's sealed copy of a record.
+
+    Node-local, like ``receipt``: neither chain data nor derived state, so audit
+    and rebuild never read or write it. It holds outcomes, never plaintext.
+    """
+
+    __tablename__ = "confidential_check"
+    tx_id: str = Field(primary_key=True, max_length=64)
+    seq: int = Field(index=True)
+    org: str = Field(max_length=32)
+    outcome: str = Field(max_length=16)
+    detail: str
+    time: str = Field(max_length=40)
+
+
+class ReceiptPartyRow(SQLModel, table=True):
+    """An organisation that signed a refused transaction and may read its receipt.
+
+    Node-local, like ``receipt``."""
+
+    __tablename__ = "receipt_party"
+    tx_id: str = Field(primary_key=True, max_length=64)
+    org: str = Field(primary_key=True, max_length=32)
 
 
 # Parameters per IN (...) query: well below every SQLite build's variable limit.
@@ -266,15 +296,27 @@ class Store:
 
     def seqs_for_party(self, org: str, *, before: int | None, limit: int,
                        tx_type: str | None = None) -> list[StoredTx]:
+        """Newest first: the transactions ``org`` is a party to, or that are public."""
+        readers = [org, PUBLIC_PARTY]
         with self.session() as s:
-            query = (select(TxRow).join(TxPartyRow, col(TxPartyRow.seq) == col(TxRow.seq))
-                     .where(TxPartyRow.org == org))
+            visible = select(TxPartyRow.seq).where(col(TxPartyRow.org).in_(readers))
+            query = select(TxRow).where(col(TxRow.seq).in_(visible))
             if before is not None:
                 query = query.where(col(TxRow.seq) < before)
             if tx_type:
                 query = query.where(TxRow.type == tx_type)
             rows = s.exec(query.order_by(col(TxRow.seq).desc()).limit(limit)).all()
             return [StoredTx.from_row(r) for r in rows]
+
+    def readable(self, org: str, seqs: Sequence[int]) -> set[int]:
+        """Which of ``seqs`` ``org`` may read: it is a party, or the record is public."""
+        if not seqs:
+            return set()
+        with self.session() as s:
+            rows = s.exec(select(TxPartyRow.seq).where(
+                col(TxPartyRow.seq).in_(list(seqs)),
+                col(TxPartyRow.org).in_([org, PUBLIC_PARTY]))).all()
+        return {int(r) for r in rows}
 
     def certificate(self, height: int) -> Certificate | None:
         with self.session() as s:
@@ -382,18 +424,69 @@ class Store:
 
     # -- receipts ---------------------------------------------------------
 
-    def add_receipts(self, receipts: Iterable[tuple[str, str, str, str]]) -> None:
-        rows = [ReceiptRow(tx_id=t, code=c, message=m, time=when) for t, c, m, when in receipts]
-        if not rows:
+    def add_receipts(self, receipts: Iterable[tuple[str, str, str, str, Sequence[str]]]
+                     ) -> None:
+        """Record refused transactions, each with the organisations that signed it."""
+        items = list(receipts)
+        if not items:
             return
         with self.session() as s:
-            for row in rows:
-                s.merge(row)
+            for tx_id, code, message, when, orgs in items:
+                s.merge(ReceiptRow(tx_id=tx_id, code=code, message=message, time=when))
+                for org in sorted(set(orgs)):
+                    s.merge(ReceiptPartyRow(tx_id=tx_id, org=org))
             s.commit()
+
+    def receipt_orgs(self, tx_id: str) -> set[str]:
+        with self.session() as s:
+            rows = s.exec(select(ReceiptPartyRow.org).where(ReceiptPartyRow.tx_id == tx_id)).all()
+        return set(rows)
 
     def receipt(self, tx_id: str) -> ReceiptRow | None:
         with self.session() as s:
             return s.get(ReceiptRow, tx_id)
+
+    # -- confidential checks (node-local) -----------------------------------
+
+    def add_confidential_checks(self, rows: Sequence[tuple[str, int, str, str, str, str]]
+                                ) -> None:
+        """Insert or replace ``(tx_id, seq, org, outcome, detail, time)`` check outcomes."""
+        if not rows:
+            return
+        m = self._mark
+        with self._write_lock, self.engine.begin() as conn:
+            conn.exec_driver_sql(
+                f"INSERT INTO confidential_check (tx_id, seq, org, outcome, detail, time) "
+                f"VALUES ({m}, {m}, {m}, {m}, {m}, {m}) ON CONFLICT (tx_id) DO UPDATE SET "
+                "seq = excluded.seq, org = excluded.org, outcome = excluded.outcome, "
+                "detail = excluded.detail, time = excluded.time",
+                list(rows))
+
+    def confidential_check(self, tx_id: str) -> ConfidentialCheckRow | None:
+        with self.session() as s:
+            return s.get(ConfidentialCheckRow, tx_id)
+
+    def confidential_checked_seq(self) -> int:
+        """The highest log index checked so far, or -1."""
+        with self.session() as s:
+            found = s.exec(select(func.max(ConfidentialCheckRow.seq))).one()
+        return -1 if found is None else int(found)
+
+    def txs_of_types(self, types: Iterable[str], *, after_seq: int,
+                     batch: int = 1000) -> Iterator[StoredTx]:
+        """Committed transactions of ``types`` with log index above ``after_seq``."""
+        wanted = sorted(types)
+        seq = after_seq
+        while True:
+            with self.session() as s:
+                rows = s.exec(select(TxRow).where(col(TxRow.seq) > seq,
+                                                  col(TxRow.type).in_(wanted))
+                              .order_by(col(TxRow.seq)).limit(batch)).all()
+            if not rows:
+                return
+            for row in rows:
+                yield StoredTx.from_row(row)
+            seq = rows[-1].seq
 
     def nonce_used(self, author: str, nonce: str) -> bool:
         return self.get_raw(f"nonce/{author}/{nonce}") is not None
@@ -407,7 +500,7 @@ class Store:
 
     @staticmethod
     def _genesis_parties(genesis: Genesis) -> list[str]:
-        return [o["id"] for o in genesis.tx.body.payload["organisations"]]
+        return genesis.parties
 
     def commit_block(self, block: BuiltBlock,
                      signatures: Sequence[CheckpointSignature] = ()) -> None:

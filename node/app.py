@@ -12,15 +12,16 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Query, Request, Response
+from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from ledger.chain import Genesis
 from ledger.encoding import loads
 from ledger.errors import MalformedRecord, NotFound
-from ledger.keys import load_key
+from ledger.keys import load_encryption_key, load_key
 from ledger.store import Store
-from node import errors, explorer
+from node import errors, explorer, routes_confidential, routes_ratings
+from node.auth import Authenticator, Caller, member, read_body
 from node.config import NodeConfig
 from node.service import LedgerNode
 
@@ -46,12 +47,7 @@ def _body_limit(app: FastAPI, max_bytes: int) -> None:
 
 
 async def _json_body(request: Request, max_bytes: int) -> Any:
-    raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > max_bytes:
-            raise MalformedRecord(f"request body exceeds {max_bytes} bytes", field="body",
-                                  rule="max_bytes", code="too_large")
+    raw = await read_body(request, max_bytes)
     if not raw:
         raise MalformedRecord("a JSON body is required", field="body", rule="required")
     return loads(raw)
@@ -73,6 +69,8 @@ def create_app(node: LedgerNode, *, max_request_bytes: int = 4 * 1024 * 1024,
     app = FastAPI(title="TradeLedger node", version="0.1.0", lifespan=lifespan,
                   docs_url="/docs", redoc_url=None)
     app.state.node = node
+    app.state.auth = Authenticator(node)
+    app.state.max_request_bytes = max_request_bytes
     errors.install(app)
     _body_limit(app, max_request_bytes)
 
@@ -91,7 +89,7 @@ def create_app(node: LedgerNode, *, max_request_bytes: int = 4 * 1024 * 1024,
 
     @app.post(f"{v1}/tx", status_code=202, tags=["transactions"],
               responses={200: {"description": "already known: its status"}})
-    async def submit(request: Request) -> Response:
+    async def submit(request: Request, caller: Caller = Depends(member)) -> Response:
         """Submit one signed transaction. Idempotent: resubmitting returns its status.
 
         202 with ``{"status": "pending"}`` when queued; 200 with the existing
@@ -102,7 +100,7 @@ def create_app(node: LedgerNode, *, max_request_bytes: int = 4 * 1024 * 1024,
         return _json(status.to_wire(), 202 if status.status == "pending" else 200)
 
     @app.post(f"{v1}/tx/batch", status_code=202, tags=["transactions"])
-    async def submit_batch(request: Request) -> Response:
+    async def submit_batch(request: Request, caller: Caller = Depends(member)) -> Response:
         """Submit up to ``max_batch`` transactions; each gets its own result."""
         wire = await _json_body(request, max_request_bytes)
         if not isinstance(wire, dict) or set(wire) != {"transactions"}:
@@ -118,35 +116,55 @@ def create_app(node: LedgerNode, *, max_request_bytes: int = 4 * 1024 * 1024,
         return _json({"results": await node.submit_many_async(txs)}, 202)
 
     @app.get(f"{v1}/tx/{{tx_id}}", tags=["transactions"])
-    def get_tx(tx_id: str) -> dict[str, Any]:
-        """A transaction's status; committed ones come with the transaction."""
+    def get_tx(tx_id: str, caller: Caller = Depends(member)) -> dict[str, Any]:
+        """A transaction's status; committed ones come with the transaction.
+
+        Only for a party of the record (or a public record); a pending or refused
+        transaction only for an organisation that signed it. Others get 404.
+        """
         _check_hex(tx_id, "tx_id")
-        status = node.status(tx_id)
-        assert status is not None
+        status = node.status_for(caller.org, tx_id)
         out = status.to_wire()
         if status.status == "committed":
             out["transaction"] = json.loads(node.stored_tx(tx_id).leaf_bytes())
         return out
 
+    @app.get(f"{v1}/records", tags=["transactions"])
+    def records(caller: Caller = Depends(member),
+                before: int | None = Query(None, ge=0, description="log index to page back from"),
+                limit: int = Query(50, ge=1, le=500),
+                tx_type: str | None = Query(None, alias="type", max_length=64)
+                ) -> dict[str, Any]:
+        """Newest first: the records the caller's organisation is a party to, and public ones."""
+        rows = node.store.seqs_for_party(caller.org, before=before, limit=limit,
+                                         tx_type=tx_type)
+        return {"records": [{"seq": t.seq, "tx_id": t.tx_id, "height": t.height,
+                             "type": t.type, "author": t.author} for t in rows],
+                "next_before": rows[-1].seq if len(rows) == limit else None}
+
     @app.get(f"{v1}/blocks", tags=["blocks"])
-    def blocks(limit: int = Query(20, ge=1, le=200)) -> dict[str, Any]:
+    def blocks(limit: int = Query(20, ge=1, le=200),
+               _caller: Caller = Depends(member)) -> dict[str, Any]:
         rows = node.store.latest_blocks(limit)
         return {"blocks": [{"height": r.height, "hash": r.hash, "tx_count": r.tx_count,
                             "header": loads(r.header)} for r in rows]}
 
     @app.get(f"{v1}/blocks/{{height}}", tags=["blocks"])
-    def block(height: int) -> dict[str, Any]:
+    def block(height: int, caller: Caller = Depends(member)) -> dict[str, Any]:
+        """A block's header and certificate, and those of its transactions the caller
+        may read (``tx_count`` counts them all: the header's log size tells it anyway)."""
         row = node.store.block_row(height)
         if row is None:
             raise NotFound(f"no block at height {height}", code="unknown_block")
         cert = node.store.certificate(height)
+        txs = node.readable_txs(caller.org, node.store.txs_in_block(height))
         return {"height": height, "hash": row.hash, "header": loads(row.header),
-                "certificate": cert.to_wire() if cert else None,
+                "certificate": cert.to_wire() if cert else None, "tx_count": row.tx_count,
                 "transactions": [{"seq": t.seq, "tx_id": t.tx_id, "type": t.type,
-                                  "author": t.author} for t in node.store.txs_in_block(height)]}
+                                  "author": t.author} for t in txs]}
 
     @app.get(f"{v1}/headers/{{height}}", tags=["blocks"])
-    def header(height: int) -> dict[str, Any]:
+    def header(height: int, _caller: Caller = Depends(member)) -> dict[str, Any]:
         found = node.store.header(height)
         if found is None:
             raise NotFound(f"no block at height {height}", code="unknown_block")
@@ -162,17 +180,20 @@ def create_app(node: LedgerNode, *, max_request_bytes: int = 4 * 1024 * 1024,
         return Response(node.genesis.to_bytes(), media_type="application/json")
 
     @app.get(f"{v1}/proof/tx/{{tx_id}}", tags=["proofs"])
-    def inclusion(tx_id: str) -> dict[str, Any]:
+    def inclusion(tx_id: str, caller: Caller = Depends(member)) -> dict[str, Any]:
         """A proof bundle: the record, its Merkle path, the header and certificate."""
         _check_hex(tx_id, "tx_id")
-        return node.inclusion_bundle(tx_id)
+        return node.inclusion_bundle(tx_id, reader=caller.org)
 
     @app.get(f"{v1}/proof/consistency", tags=["proofs"])
-    def consistency(old_size: int = Query(..., ge=1)) -> dict[str, Any]:
+    def consistency(old_size: int = Query(..., ge=1),
+                    _caller: Caller = Depends(member)) -> dict[str, Any]:
         """Proof that today's certified log extends the log of size ``old_size``."""
         return node.consistency_bundle(old_size)
 
     explorer.install(app, node)
+    routes_confidential.install(app, node)
+    routes_ratings.install(app, node)
     return app
 
 
@@ -193,10 +214,12 @@ def app_from_config(config: NodeConfig) -> FastAPI:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     genesis = Genesis.from_bytes(Path(config.genesis_path).read_bytes())
     key = load_key(config.node_key_path, config.passphrase)
+    encryption = (None if config.encryption_key_path is None
+                  else load_encryption_key(config.encryption_key_path, config.passphrase))
     store = Store(config.db_url)
     node = LedgerNode(store, genesis, node_key=key, node_org=config.node_org,
                       block_max_txs=config.block_max_txs, block_interval=config.block_interval,
-                      max_pending=config.max_pending)
+                      max_pending=config.max_pending, encryption_key=encryption)
     return create_app(node, max_request_bytes=config.max_request_bytes,
                       max_batch=config.max_batch)
 

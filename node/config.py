@@ -21,6 +21,9 @@ class NodeConfig:
     node_org: str
     passphrase: str = field(repr=False)
     database_url: str = ""
+    # The organisation's X25519 secret (a tradeledger-encryption-key/1 file):
+    # with it the node checks the sealed details addressed to its organisation.
+    encryption_key_path: Path | None = None
     block_max_txs: int = 2000
     block_interval: float = 0.05
     max_request_bytes: int = 4 * 1024 * 1024
@@ -43,6 +46,8 @@ class NodeConfig:
             "passphrase": env.get("TRADELEDGER_PASSPHRASE", ""),
             "database_url": env.get("DATABASE_URL", ""),
         }
+        if env.get("TRADELEDGER_ENCRYPTION_KEY"):
+            values["encryption_key_path"] = Path(env["TRADELEDGER_ENCRYPTION_KEY"])
         if "TRADELEDGER_BLOCK_MAX_TXS" in env:
             values["block_max_txs"] = int(env["TRADELEDGER_BLOCK_MAX_TXS"])
         if "TRADELEDGER_BLOCK_INTERVAL" in env:

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ledger.access import Unauthenticated
 from ledger.errors import (
     Conflict,
     LedgerError,
@@ -27,6 +28,7 @@ from ledger.errors import (
 PROBLEM = "application/problem+json"
 
 STATUS: list[tuple[type[LedgerError], int]] = [
+    (Unauthenticated, 401),
     (MalformedRecord, 400),
     (VerificationError, 400),
     (PermissionDenied, 403),
@@ -67,6 +69,6 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
-            exc.status_code, "http_error")
+        code = {401: "unauthenticated", 404: "not_found", 405: "method_not_allowed",
+                413: "too_large"}.get(exc.status_code, "http_error")
         return problem(exc.status_code, code, str(exc.detail))

@@ -2,6 +2,10 @@
 
 Routes (none of them in the OpenAPI schema):
 
+* ``GET /explorer/login?token=``: a one-time sign-in link made by
+  ``tradeledger explorer login`` opens a session (an HttpOnly cookie);
+  ``GET /explorer/logout`` ends it. Every other page needs a session: an
+  anonymous visitor sees how to sign in (HTTP 401);
 * ``GET /`` and ``GET /explorer``: chain, head and the latest blocks
   (``?before=H`` pages back through older ones);
 * ``GET /explorer/search?q=``: a height or a transaction id, redirected to its page;
@@ -15,8 +19,9 @@ Pages hold no ledger logic: they read through :class:`LedgerNode` and render.
 Each page builds its context in one ``*_context`` method; a :class:`PageError`
 raised anywhere in it becomes an HTML error page with its status. Every
 transaction a page shows is read in :meth:`Explorer.block_txs` or
-:meth:`Explorer.committed_tx`: need-to-know reads (ARCHITECTURE decision 8)
-belong in those two methods, which can raise ``PageError(403, ...)``.
+:meth:`Explorer.tx_context` through the node's need-to-know reads
+(specs/read-policy.md): a member sees the records its organisation is a
+party to and the public ones; any other record is "not found".
 """
 
 from __future__ import annotations
@@ -35,8 +40,9 @@ from fastapi.templating import Jinja2Templates
 
 from ledger.contracts import Keys
 from ledger.encoding import loads
-from ledger.errors import NotFound
+from ledger.errors import LedgerError, NotFound
 from ledger.store import StoredTx
+from node.auth import SESSION_COOKIE, SESSION_LIFETIME, Authenticator, Caller, session_member
 from node.service import LedgerNode
 
 HERE = Path(__file__).resolve().parent
@@ -141,7 +147,11 @@ class Explorer:
 
     def render(self, request: Request, name: str, context: dict[str, Any],
                status_code: int = 200) -> HTMLResponse:
-        context = {"chain_id": self.node.chain_id, "chain_name": self.chain_name, **context}
+        caller = session_member(request)
+        context = {"chain_id": self.node.chain_id, "chain_name": self.chain_name,
+                   "caller": caller,
+                   "caller_name": self.org_names.get(caller.org, caller.org) if caller else "",
+                   **context}
         return self.templates.TemplateResponse(request, name, context, status_code=status_code,
                                                headers=SECURITY_HEADERS)
 
@@ -168,33 +178,57 @@ class Explorer:
         record = self.node.store.get(Keys.key(key_id))
         return str(record["org"]) if isinstance(record, dict) and "org" in record else None
 
-    def block_txs(self, height: int) -> list[StoredTx]:
-        """The transactions a block page lists."""
-        return self.node.store.txs_in_block(height)
-
-    def committed_tx(self, tx_id: str) -> StoredTx:
-        """The committed transaction a transaction page shows."""
-        return self.node.stored_tx(tx_id)
+    def block_txs(self, caller: Caller, height: int) -> list[StoredTx]:
+        """The transactions of a block that the caller may read."""
+        return self.node.readable_txs(caller.org, self.node.store.txs_in_block(height))
 
     # -- pages ----------------------------------------------------------------
 
-    def page(self, request: Request, name: str, build: Callable[[], dict[str, Any]]
-             ) -> HTMLResponse:
-        """Render ``name`` with ``build()``; a :class:`PageError` becomes its HTML page."""
+    def page(self, request: Request, name: str,
+             build: Callable[[Caller], dict[str, Any]]) -> HTMLResponse:
+        """Render ``name`` with ``build(caller)`` for a signed-in member; a
+        :class:`PageError` becomes its HTML page, an anonymous visitor gets the
+        sign-in page."""
+        caller = session_member(request)
+        if caller is None:
+            return self.render(request, "signin.html", {}, status_code=401)
         try:
-            context = build()
+            context = build(caller)
         except PageError as exc:
             return self.error_page(request, exc)
         return self.render(request, name, context)
 
     def index(self, request: Request, before: str | None = None) -> HTMLResponse:
-        return self.page(request, "index.html", lambda: self.index_context(before))
+        return self.page(request, "index.html", lambda _c: self.index_context(before))
 
     def block(self, request: Request, height: str) -> HTMLResponse:
-        return self.page(request, "block.html", lambda: self.block_context(height))
+        return self.page(request, "block.html", lambda c: self.block_context(c, height))
 
     def transaction(self, request: Request, tx_id: str) -> HTMLResponse:
-        return self.page(request, "tx.html", lambda: self.tx_context(tx_id))
+        return self.page(request, "tx.html", lambda c: self.tx_context(c, tx_id))
+
+    def login(self, request: Request, token: str = "") -> Response:
+        """Exchange a one-time sign-in link for a session cookie."""
+        auth: Authenticator = request.app.state.auth
+        try:
+            session_id = auth.open_session(token, self.node.clock.now())
+        except LedgerError as exc:
+            return self.error_page(request, PageError(
+                401, "Sign-in failed", f"{exc.message}. Make a new link with "
+                "“tradeledger explorer login”."))
+        response = RedirectResponse("/explorer", status_code=303)
+        response.set_cookie(SESSION_COOKIE, session_id, httponly=True, samesite="strict",
+                            max_age=int(SESSION_LIFETIME.total_seconds()), path="/")
+        return response
+
+    def logout(self, request: Request) -> Response:
+        auth: Authenticator = request.app.state.auth
+        session_id = request.cookies.get(SESSION_COOKIE)
+        if session_id:
+            auth.close_session(session_id)
+        response = RedirectResponse("/explorer", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
 
     def index_context(self, before: str | None) -> dict[str, Any]:
         upper = None if before is None else parse_height(before)
@@ -204,7 +238,7 @@ class Explorer:
                 "paged": upper is not None, "validators": self.validators,
                 "threshold": self.threshold}
 
-    def block_context(self, height: str) -> dict[str, Any]:
+    def block_context(self, caller: Caller, height: str) -> dict[str, Any]:
         h = parse_height(height)
         head = self.node.head.height
         row = self.node.store.block_row(h) if h <= head else None
@@ -214,29 +248,29 @@ class Explorer:
                             f"height {head}).")
         orgs: dict[str, str | None] = {}
         txs = []
-        for t in self.block_txs(h):
+        for t in self.block_txs(caller, h):
             if t.author not in orgs:
                 orgs[t.author] = self.author_org(t.author)
             txs.append(TxLine(t.seq, t.tx_id, t.type, t.author, orgs[t.author]))
         cert = self.node.store.certificate(h)
         return {"height": h, "hash": row.hash, "header": loads(row.header),
                 "certificate": cert.to_wire() if cert else None, "txs": txs,
+                "tx_count": row.tx_count,
                 "is_head": h == head, "validators": self.validators,
                 "threshold": self.threshold, "org_names": self.org_names}
 
-    def tx_context(self, tx_id: str) -> dict[str, Any]:
+    def tx_context(self, caller: Caller, tx_id: str) -> dict[str, Any]:
         parse_tx_id(tx_id)
         try:
-            status = self.node.status(tx_id)
+            status = self.node.status_for(caller.org, tx_id)
         except NotFound as exc:
             raise PageError(404, "Transaction not found", exc.message) from exc
-        assert status is not None
         context: dict[str, Any] = {"tx_id": tx_id, "status": status}
         if status.status != "committed":
             return context
-        stored = self.committed_tx(tx_id)
+        stored = self.node.readable_tx(caller.org, tx_id)
         body = loads(stored.body)
-        bundle = self.node.inclusion_bundle(tx_id)
+        bundle = self.node.inclusion_bundle(tx_id, reader=caller.org)
         context.update(
             body=body,
             body_json=json.dumps(body, indent=2, ensure_ascii=False),
@@ -266,6 +300,8 @@ def install(app: FastAPI, node: LedgerNode) -> None:
     explorer = Explorer(node)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     pages: list[tuple[str, Any]] = [
+        ("/explorer/login", explorer.login),
+        ("/explorer/logout", explorer.logout),
         ("/", explorer.index),
         ("/explorer", explorer.index),
         ("/explorer/search", explorer.search),

@@ -16,16 +16,16 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from ledger import merkle
 from ledger.block import BlockHeader, Certificate, sign_checkpoint
 from ledger.chain import Genesis, build_block
-from ledger.contracts import REGISTRY, Keys, parse_payload
+from ledger.contracts import PUBLIC_PARTY, REGISTRY, Keys, parse_payload
 from ledger.encoding import loads_trusted
 from ledger.errors import (
     Conflict,
@@ -36,13 +36,15 @@ from ledger.errors import (
     VerificationError,
 )
 from ledger.executor import GENESIS_TYPE, MAX_CLOCK_SKEW, VerifiedSignatures
-from ledger.keys import Domain, SigningKey, is_valid, verify
-from ledger.state import CachedState
+from ledger.keys import Domain, EncryptionKey, SigningKey, is_valid, verify
+from ledger.state import CachedState, StateReader
 from ledger.store import Store, StoredTx, StoreNodes
 from ledger.timefmt import format_time
 from ledger.tx import SignedTx
+from node.confidential import ConfidentialChecker
 
 log = logging.getLogger("tradeledger.node")
+T = TypeVar("T")
 
 BUNDLE_VERSION = "tradeledger-proof/1"
 # GIL switch interval while the orderer runs (seconds).
@@ -152,7 +154,10 @@ class LedgerNode:
         max_pending: int = 50_000,
         intake_high_water: int | None = None,
         clock: Clock | None = None,
+        encryption_key: EncryptionKey | None = None,
     ) -> None:
+        """``encryption_key`` is the node organisation's X25519 secret; with it the
+        node checks the sealed details addressed to its organisation."""
         self.store = store
         self.genesis = genesis
         self.chain_id = genesis.chain_id
@@ -170,16 +175,26 @@ class LedgerNode:
         self._pending_nonces: set[tuple[str, str]] = set()
         # Transactions taken for the block being cut: still "pending" to callers.
         self._inflight: set[bytes] = set()
+        # Who may see a queued transaction's status: its signers' organisations,
+        # or everyone when the type is public (PUBLIC_PARTY).
+        self._readers: dict[bytes, frozenset[str]] = {}
         self._verified = VerifiedSignatures()
         self._stop = threading.Event()
         self._pool: ProcessPoolExecutor | None = None
         self._thread: threading.Thread | None = None
         self._nodes = StoreNodes(store)
         self._state = CachedState(store)
-        self._key_records: dict[bytes, tuple[str, bytes]] = {}
+        self._key_records: dict[bytes, tuple[str, bytes, str]] = {}
         self.cpu = StageCpu()
+        # Odd while a block's state and head are being committed (a seqlock):
+        # :meth:`read_at_head` retries a read that overlapped a commit.
+        self._commit_seq = 0
         self.head: BlockHeader
+        self.confidential: ConfidentialChecker | None = None
         self._open()
+        if encryption_key is not None:
+            self.confidential = ConfidentialChecker(store, node_org, encryption_key)
+            self.confidential.catch_up(now=self.clock.now())
 
     # -- start-up -----------------------------------------------------------
 
@@ -281,6 +296,9 @@ class LedgerNode:
 
         Signatures by keys not yet enrolled at intake are left to the executor.
         """
+        spec = REGISTRY.get(tx.body.type)
+        readers = frozenset(self.signer_orgs(tx)) | (
+            {PUBLIC_PARTY} if spec is not None and spec.public else set())
         with self._lock:
             if tx.tx_id in self._pending or tx.tx_id in self._inflight:
                 return TxStatus(tx.tx_id_hex, "pending")
@@ -291,6 +309,7 @@ class LedgerNode:
             if len(self._pending) >= self.max_pending:
                 raise Conflict("the node's queue is full; retry shortly", code="busy")
             self._pending[tx.tx_id] = tx
+            self._readers[tx.tx_id] = readers
             self._pending_nonces.add(nonce)
             for kid in verified_keys:
                 self._verified.pairs.add((tx.tx_id, kid))
@@ -407,20 +426,21 @@ class LedgerNode:
                 # The key may be enrolled by a transaction still pending; the
                 # executor decides when the block is cut.
                 continue
-            status, public = self._key_record(raw)
+            status, public, _org = self._key_record(raw)
             if status != "active":
                 raise Rejected("key_revoked", f"signatures[{i}]: key {sig.key_id} is {status}")
             todo.append((public, sig.key_id, sig.signature))
         return todo, payload
 
-    def _key_record(self, raw: bytes) -> tuple[str, bytes]:
-        """(status, public key) of a stored key record, parsed once per record value."""
+    def _key_record(self, raw: bytes) -> tuple[str, bytes, str]:
+        """(status, public key, organisation) of a stored key record, parsed once
+        per record value."""
         try:
             return self._key_records[raw]
         except KeyError:
             pass
         record = loads_trusted(raw)
-        parsed = (str(record["status"]), bytes.fromhex(record["public_key"]))
+        parsed = (str(record["status"]), bytes.fromhex(record["public_key"]), str(record["org"]))
         if len(self._key_records) >= 10_000:
             self._key_records.clear()
         self._key_records[raw] = parsed
@@ -464,8 +484,11 @@ class LedgerNode:
             started = executed
             if built.accepted:
                 sig = sign_checkpoint(built.header, self.node_key, self.node_org)
+                self._commit_seq += 1
                 self.store.commit_block(built, [sig])
         except BaseException:
+            if self._commit_seq & 1:
+                self._commit_seq += 1
             self._nodes.discard_pending()
             self._tree = merkle.MerkleTree(self._nodes, self.head.log_size)
             with self._lock:  # put the batch back, in order, for the next attempt
@@ -478,12 +501,15 @@ class LedgerNode:
         if built.accepted:
             self._state.committed(built.state_writes)
             self.head = built.header
+            self._commit_seq += 1
+            self._check_confidential(built.header, [a.tx for a in built.accepted])
         when = format_time(self.clock.now())
-        self.store.add_receipts((r.tx.tx_id_hex, r.error.code, r.error.message, when)
-                                for r in built.refused)
+        self.store.add_receipts((r.tx.tx_id_hex, r.error.code, r.error.message, when,
+                                 self.signer_orgs(r.tx)) for r in built.refused)
         with self._lock:
             for tx in batch:
                 self._inflight.discard(tx.tx_id)
+                self._readers.pop(tx.tx_id, None)
                 self._pending_nonces.discard((tx.body.author, tx.body.nonce))
                 self._verified.payloads.pop(tx.tx_id, None)
                 for s in tx.signatures:
@@ -492,6 +518,23 @@ class LedgerNode:
         self.cpu.ordered_txs += len(batch)
         self.cpu.blocks += 1
         return built.header if built.accepted else None
+
+    def _check_confidential(self, header: BlockHeader, txs: Sequence[SignedTx]) -> None:
+        """Check the committed block's sealed details for this node's organisation.
+
+        The block is final whatever this finds: a failure here is logged, and
+        the next start catches up from the last checked transaction.
+        """
+        if self.confidential is None:
+            return
+        first = header.log_size - len(txs)
+        try:
+            self.confidential.check(
+                [StoredTx(first + i, header.height, tx.tx_id_hex, tx.body.type,
+                          tx.body.author, tx.body_bytes, tx.signatures)
+                 for i, tx in enumerate(txs)], now=self.clock.now())
+        except Exception:
+            log.exception("checking sealed details of block %d failed", header.height)
 
     def flush(self, timeout: float = 30.0) -> None:
         """Wait until the queue is empty (tests and the demo use it)."""
@@ -507,6 +550,63 @@ class LedgerNode:
         raise TimeoutError("pending transactions were not ordered in time")
 
     # -- reads --------------------------------------------------------------
+    #
+    # Need-to-know (specs/read-policy.md): a member reads a committed record
+    # when its organisation is one of the record's parties or the record is
+    # public; a pending transaction's status when its organisation signed it
+    # or its type is public; a refused one's only when its organisation signed
+    # it. Anything else is answered as unknown, so that a record's existence
+    # does not leak.
+
+    def state_raw(self, key: str) -> bytes | None:
+        """Committed state, through the orderer's cache."""
+        return self._state.get_raw(key)
+
+    def signer_orgs(self, tx: SignedTx) -> list[str]:
+        """The organisations whose keys signed ``tx``, as far as the state knows them."""
+        orgs = []
+        for sig in tx.signatures:
+            raw = self._state.get_raw(Keys.key(sig.key_id))
+            if raw is not None:
+                orgs.append(self._key_record(raw)[2])
+        return orgs
+
+    def can_read(self, org: str, tx_id: str) -> bool:
+        """May ``org`` read the committed transaction ``tx_id``?"""
+        location = self.store.tx_location(tx_id)
+        return location is not None and bool(self.store.readable(org, [location[0]]))
+
+    def status_for(self, org: str, tx_id: str) -> TxStatus:
+        """``tx_id``'s status as ``org`` may see it; unknown to it otherwise."""
+        unknown = NotFound(f"no transaction {tx_id} is known to this node", code="unknown_tx")
+        status = self.status(tx_id)
+        assert status is not None
+        if status.status == "committed":
+            assert status.seq is not None
+            if not self.store.readable(org, [status.seq]):
+                raise unknown
+        elif status.status == "pending":
+            with self._lock:
+                readers = self._readers.get(bytes.fromhex(tx_id))
+            if readers is None:  # committed or refused since the first read
+                return self.status_for(org, tx_id)
+            if org not in readers and PUBLIC_PARTY not in readers:
+                raise unknown
+        elif org not in self.store.receipt_orgs(tx_id):
+            raise unknown
+        return status
+
+    def readable_txs(self, org: str, txs: Sequence[StoredTx]) -> list[StoredTx]:
+        """The subset of ``txs`` that ``org`` may read, in order."""
+        allowed = self.store.readable(org, [t.seq for t in txs])
+        return [t for t in txs if t.seq in allowed]
+
+    def readable_tx(self, org: str, tx_id: str) -> StoredTx:
+        """The committed transaction, if ``org`` may read it; unknown otherwise."""
+        stored = self.store.tx_by_id(tx_id)
+        if stored is None or not self.store.readable(org, [stored.seq]):
+            raise NotFound(f"transaction {tx_id} is not committed", code="unknown_tx")
+        return stored
 
     def status(self, tx_id: str, *, missing_ok: bool = False) -> TxStatus | None:
         location = self.store.tx_location(tx_id)
@@ -530,6 +630,30 @@ class LedgerNode:
             return None
         raise NotFound(f"no transaction {tx_id} is known to this node", code="unknown_tx")
 
+    def read_at_head(self, read: Callable[[StateReader, BlockHeader], T]) -> T:
+        """``read(state, head)`` over the state of exactly ``head``.
+
+        A read that overlapped a block commit (the state may already hold the
+        next block while ``head`` does not) is retried; reads never block the
+        orderer. Errors of a clean read are raised as they are.
+        """
+        for _attempt in range(200):
+            seq = self._commit_seq
+            if seq & 1:
+                time.sleep(0.001)
+                continue
+            head = self.head
+            try:
+                out = read(self._state, head)
+            except LedgerError:
+                if self._commit_seq != seq:
+                    continue
+                raise
+            if self._commit_seq == seq:
+                return out
+        raise Conflict("the node is committing blocks faster than this read completes; "
+                       "retry", code="busy")
+
     def certified_head(self) -> tuple[BlockHeader, Certificate]:
         head = self.head
         cert = self.store.certificate(head.height)
@@ -537,11 +661,14 @@ class LedgerNode:
             cert = Certificate(head.height, head.hash, ())
         return head, cert
 
-    def inclusion_bundle(self, tx_id: str) -> dict[str, Any]:
-        """A self-contained proof that ``tx_id`` is in the certified log."""
-        stored = self.store.tx_by_id(tx_id)
-        if stored is None:
-            raise NotFound(f"transaction {tx_id} is not committed", code="unknown_tx")
+    def inclusion_bundle(self, tx_id: str, *, reader: str) -> dict[str, Any]:
+        """A self-contained proof that ``tx_id`` is in the certified log.
+
+        Only for an organisation that may read the record; the bundle holds the
+        record, the hashes of its Merkle path and the certified header, and
+        nothing of any other record.
+        """
+        stored = self.readable_tx(reader, tx_id)
         head, cert = self.certified_head()
         tree = merkle.MerkleTree(StoreNodes(self.store), head.log_size)
         proof = tree.inclusion_proof(stored.seq, head.log_size)

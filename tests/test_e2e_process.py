@@ -115,9 +115,9 @@ def e2e(tmp_path: Path, db_url: str) -> Iterator[tuple[NodeProcess, Client, Any]
     node = NodeProcess(tmp_path, db_url)
     node.start()
     genesis = (tmp_path / "consortium/genesis.json").read_bytes()
-    client = Client(node.base, genesis=genesis)
     admins = {org: load_key(tmp_path / f"consortium/keys/{org}/admin.key", PASSPHRASE)
               for org in ("bank-one", "supplier-one")}
+    client = Client(node.base, genesis=genesis, key=admins["bank-one"])
     try:
         yield node, client, admins
     finally:
@@ -145,8 +145,9 @@ def test_proofs_verify_offline_and_falsified_bundles_fail(e2e: Any, tmp_path: Pa
     record = client.verified_record(txs[5].tx_id_hex)
     assert record.tx_id == txs[5].tx_id_hex
     bundle_path = tmp_path / "bundle.json"
+    reader = str(tmp_path / "consortium/keys/bank-one/member1.key")
     got = _cli(["proof", "get", txs[5].tx_id_hex, "--out", str(bundle_path), "--node",
-                node.base], db_url)
+                node.base, "--key", reader], db_url)
     assert got.returncode == 0, got.stderr
     genesis = str(tmp_path / "consortium/genesis.json")
     ok = _cli(["proof", "verify", str(bundle_path), "--genesis", genesis, "--json"], db_url)
@@ -173,7 +174,8 @@ def test_proofs_verify_offline_and_falsified_bundles_fail(e2e: Any, tmp_path: Pa
         assert bad.returncode == 1, f"{name}: falsified bundle accepted"
         assert "does NOT verify" in bad.stderr
     assert bundle["kind"] == "inclusion"
-    shown = _cli(["tx", "show", txs[0].tx_id_hex, "--node", node.base, "--json"], db_url)
+    shown = _cli(["tx", "show", txs[0].tx_id_hex, "--node", node.base, "--key", reader,
+                  "--json"], db_url)
     assert json.loads(shown.stdout)["status"] == "committed"
     payload = tmp_path / "enrol.json"
     payload.write_text(json.dumps({"org": "bank-one", "kind": "member",
@@ -201,7 +203,7 @@ def test_sigkill_under_load_loses_nothing_reported_committed(e2e: Any, tmp_path:
 
     def load() -> None:
         # A steady stream: submit, then record what the node reports committed.
-        with Client(node.base) as c:
+        with Client(node.base, key=admins["bank-one"], chain_id="e2e-chain") as c:
             for i in range(5000):
                 if stop.is_set():
                     return

@@ -10,28 +10,25 @@ from __future__ import annotations
 import copy
 import json
 import os
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from client.consortium import DEMO_DESCRIPTION, init_consortium
-from client.sdk import TxBuilder
+from client.sdk import Client, TxBuilder
 from client.verify import BundleError, verify_inclusion_bundle
 from ledger.chain import Genesis
 from ledger.keys import SigningKey, load_key
 from ledger.store import Store
 from node.app import create_app
 from node.service import LedgerNode
+from tests.harness.browser import checked_page
+from tests.harness.server import serve_app
 
 pytestmark = pytest.mark.browser
 
@@ -47,8 +44,21 @@ class Env:
     node: LedgerNode
     genesis: Genesis
     genesis_tx_id: str
+    key_path: Callable[[str, str], Path]
     committed: dict[str, int] = field(default_factory=dict)  # tx id -> height
     rejected: str = ""
+
+    def login_url(self, org: str) -> str:
+        """A one-time sign-in link for a member of ``org``."""
+        key = load_key(self.key_path(org, "member1"), "pw")
+        with Client(self.base_url, key=key, chain_id=self.genesis.chain_id) as client:
+            return client.explorer_login_url()
+
+
+def sign_in(page: Page, env: Env, org: str) -> None:
+    response = page.goto(env.login_url(org))
+    assert response is not None and response.status == 200
+    assert page.url.endswith("/explorer")
 
 
 def _enrol(consortium_key: Callable[[str, str], Path], org: str, *, author_org: str | None = None,
@@ -70,7 +80,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
                                                         "pw"),
                       node_org="platform")
     genesis_tx = node.store.txs_in_block(0)[0]
-    out = Env("", node, genesis, genesis_tx.tx_id)
+    out = Env("", node, genesis, genesis_tx.tx_id, consortium.key_path)
     batches: list[list[tuple[str, str | None]]] = [
         [("bank-asia", None), ("supplier-sz", None)],
         # A bank-eu admin may not enrol keys for bank-asia: refused when the block is cut.
@@ -92,31 +102,11 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         out.committed[tx_id] = status.height
     assert node.head.height == 2
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(node), host="127.0.0.1", port=port, log_level="warning",
-                            ws="none", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    out.base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if httpx.get(f"{out.base_url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the explorer's server did not start")
-        time.sleep(0.05)
     try:
-        yield out
+        with serve_app(create_app(node)) as base_url:
+            out.base_url = base_url
+            yield out
     finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
         store.close()
 
 
@@ -135,21 +125,23 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    """A fresh page; fails the test on any script error or console error (CSP included)."""
+def anonymous_page(browser: Browser) -> Iterator[Page]:
+    """A fresh page, signed in to nothing."""
     context = browser.new_context(viewport={"width": 1200, "height": 900})
-    pg = context.new_page()
-    problems: list[str] = []
-    pg.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    pg.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
-          if msg.type == "error" else None)
     try:
-        yield pg
+        yield context.new_page()
     finally:
         context.close()
-    # A 404 page's own load is reported as a console error by Chromium; nothing else may be.
-    problems = [p for p in problems if "status of 404" not in p and "status of 400" not in p]
-    assert not problems, problems
+
+
+@pytest.fixture
+def page(browser: Browser, env: Env) -> Iterator[Page]:
+    """A fresh page signed in as a bank-eu member (it signed the refused transaction);
+    fails the test on any script error or console error (CSP included)."""
+    with checked_page(browser, allow_status=(400, 404),
+                      viewport={"width": 1200, "height": 900}) as pg:
+        sign_in(pg, env, "bank-eu")
+        yield pg
 
 
 def run_verify(page: Page) -> tuple[str, str]:
@@ -405,3 +397,37 @@ def test_older_blocks_pager(env: Env, page: Page) -> None:
     assert page.locator("h2#blocks-heading").inner_text() == "Older blocks"
     heights = page.locator("table.list tbody tr td:first-child").all_inner_texts()
     assert heights == ["1", "0"]
+
+
+# -- sign-in and need-to-know --------------------------------------------------------
+
+
+def test_anonymous_visitor_sees_only_the_sign_in_page(env: Env, anonymous_page: Page) -> None:
+    tx_id = next(iter(env.committed))
+    for path in ("/", "/explorer/block/1", f"/explorer/tx/{tx_id}"):
+        response = anonymous_page.goto(f"{env.base_url}{path}")
+        assert response is not None and response.status == 401, path
+        assert anonymous_page.locator("h1").inner_text() == "Sign in to see the ledger"
+        assert tx_id not in anonymous_page.content()
+
+
+def test_sign_in_link_opens_a_session_once_and_sign_out_ends_it(env: Env,
+                                                                anonymous_page: Page) -> None:
+    url = env.login_url("supplier-sz")
+    response = anonymous_page.goto(url)
+    assert response is not None and response.status == 200
+    assert anonymous_page.locator(".who").get_attribute("data-org") == "supplier-sz"
+    anonymous_page.get_by_role("link", name="Sign out").click()
+    assert anonymous_page.locator("h1").inner_text() == "Sign in to see the ledger"
+    # The same link does not work twice.
+    again = anonymous_page.goto(url)
+    assert again is not None and again.status == 401
+    assert "used before" in anonymous_page.locator("main").inner_text()
+
+
+def test_refused_transaction_is_visible_only_to_its_signer(env: Env,
+                                                            anonymous_page: Page) -> None:
+    sign_in(anonymous_page, env, "supplier-sz")
+    response = anonymous_page.goto(f"{env.base_url}/explorer/tx/{env.rejected}")
+    assert response is not None and response.status == 404
+    assert anonymous_page.locator("h1").inner_text() == "Transaction not found"

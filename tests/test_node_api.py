@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from client.sdk import Client, NodeError, TxBuilder
+from client.sdk import Client, NodeError, RequestSigner, TxBuilder
 from client.verify import BundleError, verify_inclusion_bundle
 from ledger.keys import SigningKey
 from node.app import create_app
@@ -21,9 +21,12 @@ from tests.helpers import enrol_tx, make_node
 def api(demo_consortium: Any, db_url: str) -> Iterator[tuple[TestClient, Client, Any]]:
     node = make_node(demo_consortium, db_url, block_interval=0.01)
     app = create_app(node, max_request_bytes=64 * 1024, max_batch=50)
-    _c, genesis, _orgs = demo_consortium
+    _c, genesis, orgs = demo_consortium
     with TestClient(app) as http:
-        yield http, Client(http=http, genesis=genesis.to_bytes()), node
+        # Raw requests of these tests are signed as a platform member, like the SDK's.
+        http.auth = RequestSigner(orgs["platform"].member, chain_id=genesis.chain_id)
+        yield http, Client(http=http, genesis=genesis.to_bytes(),
+                           key=orgs["platform"].member), node
     node.store.close()
 
 

@@ -7,7 +7,8 @@ import client
 
 def test_client_all_is_pinned() -> None:
     assert sorted(client.__all__) == [
-        "AsyncClient", "BundleError", "Client", "NodeError", "TxBuilder", "VerifiedRecord",
+        "AsyncClient", "BundleError", "Client", "NodeError", "RequestSigner", "TxBuilder",
+        "VerifiedRecord",
         "new_nonce", "verify_consistency_bundle", "verify_inclusion_bundle",
     ]
     for name in client.__all__:

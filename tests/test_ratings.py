@@ -14,7 +14,7 @@ import itertools
 import math
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 from typing import Any
@@ -807,6 +807,161 @@ def test_random_history_matches_the_reference_implementation() -> None:
         {k: v for k, v in chain.state.items.items() if k.startswith("ratings/")}
 
 
+@dataclass(frozen=True)
+class Certificate:
+    """A credit certificate as its family reports it to ``index_certificate``."""
+
+    cert_id: str
+    obligor: str
+    creditor: str
+    due: date
+    currency: str
+    fx: tuple[int, int]
+    settled: tuple[tuple[int, date], ...]
+    open: int
+
+    def report(self, state: Overlay, today: date) -> None:
+        index_certificate(state, today, self.cert_id, obligor=self.obligor,
+                          creditor=self.creditor, due_date=self.due, currency=self.currency,
+                          fx_rate_to_usd={"numerator": self.fx[0], "denominator": self.fx[1]},
+                          settled=self.settled, open_amount=self.open)
+
+
+def random_certificates(rng: random.Random, today: date, count: int) -> list[Certificate]:
+    """Certificates due over the last 30 months and the next 2: open, paid on time,
+    paid late in parts, in USD, EUR and JPY."""
+    out = []
+    for i in range(count):
+        obligor = rng.choice(["buyer-a", "buyer-b", "buyer-c", "trader-x"])
+        creditor = rng.choice([s for s in ("supplier-a", "supplier-b", "supplier-c",
+                                           "supplier-d", "supplier-e") if s != obligor])
+        cur = rng.choice(["USD", "EUR", "JPY"])
+        fx = {"USD": (1, 1), "EUR": (rng.randint(95, 125), 100), "JPY": (1, 150)}[cur]
+        due = today - timedelta(days=rng.randint(-60, 900))
+        amount = rng.choice([rng.randint(1, 99), rng.randint(100, 10**8)])
+        settled: list[tuple[int, date]] = []
+        left = amount
+        for _part in range(rng.choice([0, 0, 1, 1, 2])):
+            paid = min(today, due + timedelta(days=rng.randint(-40, 200)))
+            part = left if rng.random() < 0.5 else max(1, left // 2)
+            settled.append((part, paid))
+            left -= part
+            if not left:
+                break
+        out.append(Certificate(f"CC-{i:04d}", obligor, creditor, due, cur, fx,
+                               tuple(sorted(settled, key=lambda p: p[1])), left))
+    return out
+
+
+def test_random_certificates_match_the_reference_implementation() -> None:
+    chain = Chain()
+    rng = random.Random(20261201)
+    simulate(chain, rng, blocks=120, check=lambda _day: None)
+    overlay = Overlay(chain.state)
+    certs = random_certificates(rng, chain.today, 400)
+    # Each certificate is reported as its family would: first unpaid, then in its
+    # final state (the hook swaps the earlier contribution for the new one).
+    for cert in certs:
+        Certificate(cert.cert_id, cert.obligor, cert.creditor, cert.due, cert.currency,
+                    cert.fx, (), cert.open + sum(a for a, _d in cert.settled)
+                    ).report(overlay, chain.today)
+    for cert in certs:
+        cert.report(overlay, chain.today)
+    assert sum(1 for c in certs if c.settled and c.settled[-1][1] > c.due) > 50
+    records = [loads(v) for k, v in chain.state.items.items() if k.startswith("trade/invoice/")]
+    policies = [*POLICIES, rt.RatingPolicy(count_overdue_certificates=False,
+                                           supplier_cap_percent=100)]
+    compared = with_certificates = 0
+    for buyer in ("buyer-a", "buyer-b", "buyer-c", "trader-x"):
+        invoices = [r for r in records if r["obligor"] == buyer]
+        for later in (0, 1, 29, 140, 400):
+            as_of = chain.today + timedelta(days=later)
+            for pol in policies:
+                got = rt.rating(overlay, buyer, as_of, chain.height, policy=pol)
+                want = reference(invoices, buyer, as_of, pol, certs)
+                assert summary(got) == want, (buyer, as_of, pol)
+                compared += 1
+                with_certificates += want != reference(invoices, buyer, as_of, pol)
+    assert compared == 4 * 5 * len(policies) and with_certificates > 40
+
+
+SWITCHED = [
+    ("exclude_disputed", False),
+    ("exclude_related_party", False),
+    ("supplier_cap_percent", 100),
+    ("count_overdue_certificates", False),
+]
+
+
+@pytest.mark.parametrize(("switch", "value"), SWITCHED, ids=[s for s, _v in SWITCHED])
+def test_each_extension_is_switched_by_the_consortium_policy(switch: str, value: Any) -> None:
+    """The genesis policy alone (no ``policy=`` argument) decides every extension."""
+
+    def history(chain: Chain) -> Overlay:
+        chain.invoice("X1", "buyer-b", "supplier-b", 100_000, "2026-03-01", on=date(2026, 2, 1))
+        chain.invoice("X2", "buyer-b", "supplier-a", 100_000, "2026-03-01")
+        chain.invoice("X3", "buyer-b", "supplier-c", 100_000, "2026-03-01")
+        chain.invoice("X4", "buyer-b", "supplier-a", 300_000, "2026-03-01")
+        chain.invoice("X5", "buyer-b", "supplier-d", 100_000, "2026-03-01")
+        chain.pay("X3", 100_000, "2026-02-09")              # d = -20  v = 90
+        chain.pay("X2", 100_000, "2026-03-01")              # d = 0    v = 80
+        chain.pay("X4", 300_000, "2026-03-16")              # d = 15   v = 70; a is capped
+        chain.block(date(2026, 3, 20), [("trade.dispute_open", {
+            "dispute_id": "DSP-X5", "invoice_id": "X5", "reason": "short shipment"},
+            ("buyer-b",))])                                 # X5 unpaid and disputed
+        chain.pay("X1", 100_000, "2026-06-29")              # d = 120  v = 20 (related)
+        overlay = Overlay(chain.state)
+        Certificate("CC-X", "buyer-b", "supplier-e", date(2026, 5, 31), "USD", (1, 1), (),
+                    100_000).report(overlay, date(2026, 6, 30))   # 30 days overdue, v = 50
+        return overlay
+
+    default = history(Chain())
+    switched_chain = Chain({"related_parties": RELATED, "ratings": {switch: value}})
+    switched = history(switched_chain)
+    as_of = date(2026, 6, 30)
+    records = [loads(v) for k, v in switched_chain.state.items.items()
+               if k.startswith("trade/invoice/")]
+    cert = Certificate("CC-X", "buyer-b", "supplier-e", date(2026, 5, 31), "USD", (1, 1), (),
+                       100_000)
+    expected_policy = replace(rt.RatingPolicy(related_parties=tuple(
+        frozenset(g) for g in RELATED)), **{switch: value})
+    got = rt.rating(switched, "buyer-b", as_of, switched_chain.height)
+    assert got.policy == expected_policy
+    assert summary(got) == reference(records, "buyer-b", as_of, expected_policy, [cert])
+    base = rt.rating(default, "buyer-b", as_of, switched_chain.height)
+    assert summary(base) == reference(records, "buyer-b", as_of, rt.RatingPolicy(
+        related_parties=tuple(frozenset(g) for g in RELATED)), [cert])
+    assert isinstance(got, rt.Rating) and isinstance(base, rt.Rating)
+    assert got.score != base.score  # the switch makes a difference a supplier sees
+
+
+class CountingReader:
+    """Counts the state reads of a query."""
+
+    def __init__(self, state: Any) -> None:
+        self.state = state
+        self.reads = 0
+
+    def get_raw(self, key: str) -> bytes | None:
+        self.reads += 1
+        raw: bytes | None = self.state.get_raw(key)
+        return raw
+
+
+def test_a_query_reads_a_bounded_number_of_records() -> None:
+    chain = Chain()
+    count = simulate(chain, random.Random(7), blocks=200, check=lambda _day: None)
+    assert count > 1500
+    for buyer in ("buyer-a", "buyer-b", "buyer-c", "trader-x"):
+        for later in (0, 3, 16, 45, 200):
+            reader = CountingReader(chain.state)
+            rt.rating(reader, buyer, chain.today + timedelta(days=later), chain.height)
+            # Header, consortium, <= 24 months plus months due ahead, <= 5 day maps.
+            months = len(chain.get(rt.buyer_key(buyer))["months"])
+            assert months <= 24 + 4
+            assert reader.reads <= 2 + months + 5
+
+
 def summary(result: rt.Rating | rt.Insufficient) -> dict[str, Any]:
     trend = [(t.months, t.score, t.invoices) for t in result.trend]
     if isinstance(result, rt.Insufficient):
@@ -854,7 +1009,8 @@ def reference_cap(weights: Mapping[str, int], cap: int) -> dict[str, Fraction]:
 
 
 def reference(invoices: list[dict[str, Any]], buyer: str, as_of: date,
-              pol: rt.RatingPolicy) -> dict[str, Any]:
+              pol: rt.RatingPolicy, certificates: Sequence[Certificate] = ()
+              ) -> dict[str, Any]:
     months_now = as_of.year * 12 + as_of.month - 1
 
     def window(span: int) -> dict[str, Any]:
@@ -893,6 +1049,26 @@ def reference(invoices: list[dict[str, Any]], buyer: str, as_of: date,
             if mine:
                 terms.setdefault(seller, []).extend(mine)
                 counts[seller] = counts.get(seller, 0) + 1
+        # An overdue certificate counts as an invoice of its obligor, with only its
+        # overdue parts as terms; the creditor stands for the supplier.
+        for cert in certificates if pol.count_overdue_certificates else ():
+            creditor = cert.creditor
+            if cert.obligor != buyer or (pol.exclude_related_party and any(
+                    buyer in g and creditor in g for g in pol.related_parties)):
+                continue
+            if months_now - (cert.due.year * 12 + cert.due.month - 1) >= span:
+                continue
+            usd = [currency.to_usd_minor(a, cert.currency, *cert.fx)
+                   for a, _d in cert.settled]
+            mine = [(w, (paid - cert.due).days, True)
+                    for w, (_a, paid) in zip(usd, cert.settled, strict=True)
+                    if w > 0 and paid > cert.due]
+            open_usd = currency.to_usd_minor(cert.open, cert.currency, *cert.fx)
+            if cert.open > 0 and as_of > cert.due and open_usd > 0:
+                mine.append((open_usd, (as_of - cert.due).days, False))
+            if mine:
+                terms.setdefault(creditor, []).extend(mine)
+                counts[creditor] = counts.get(creditor, 0) + 1
         n = sum(counts.values())
         out: dict[str, Any] = {"invoices": n, "suppliers": len(counts), "score": None}
         if n < 3:

@@ -15,14 +15,15 @@ from tests.helpers import enrol_tx, make_node
 def test_async_client_submits_waits_and_verifies(demo_consortium: Any, tmp_path: Any) -> None:
     node = make_node(demo_consortium, f"sqlite:///{tmp_path / 'a.db'}", block_interval=0.01)
     app = create_app(node, start_orderer=False)
-    _c, genesis, _orgs = demo_consortium
+    _c, genesis, orgs = demo_consortium
     node.start()
 
     async def scenario() -> None:
         transport = httpx.ASGITransport(app=app)
         async with AsyncClient(http=httpx.AsyncClient(transport=transport,
                                                       base_url="http://node"),
-                               genesis=genesis.to_bytes()) as client:
+                               genesis=genesis.to_bytes(), key=orgs["warehouse"].member
+                               ) as client:
             txs = [enrol_tx(demo_consortium, "warehouse") for _ in range(3)]
             results = await client.submit_batch(txs[:2])
             assert [r["status"] for r in results] == ["pending", "pending"]

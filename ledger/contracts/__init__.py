@@ -7,6 +7,7 @@ Importing this package registers every family's contracts in ``REGISTRY``.
 from ledger.contracts import membership, ratings, trade
 from ledger.contracts.base import (
     INDEXERS,
+    PUBLIC_PARTY,
     REGISTRY,
     ROLES,
     ContractSpec,
@@ -22,6 +23,7 @@ from ledger.contracts.base import (
 
 __all__ = [
     "INDEXERS",
+    "PUBLIC_PARTY",
     "REGISTRY",
     "ROLES",
     "ContractSpec",

@@ -24,6 +24,9 @@ ROLES = frozenset(
     {"platform", "bank", "supplier", "buyer", "logistics", "warehouse", "inspector", "oracle"}
 )
 
+# The party a record has when every member may read it (specs/read-policy.md).
+PUBLIC_PARTY = "*"
+
 
 class Payload(BaseModel):
     """Base of every typed payload: strict types, unknown fields refused, frozen."""
@@ -99,6 +102,9 @@ class ContractSpec:
     apply: Apply
     summary: str
     countersigned_by: str = ""
+    # Every member may read records of this type (specs/read-policy.md); the
+    # executor then adds PUBLIC_PARTY to the record's parties.
+    public: bool = False
 
 
 REGISTRY: dict[str, ContractSpec] = {}
@@ -106,7 +112,7 @@ REGISTRY: dict[str, ContractSpec] = {}
 
 def contract(
     tx_type: str, *, payload: type[Payload], roles: set[str] | frozenset[str], summary: str,
-    countersigned_by: str = "",
+    countersigned_by: str = "", public: bool = False,
 ) -> Callable[[Apply], Apply]:
     """Register ``apply`` as the contract for ``tx_type``."""
     unknown = set(roles) - ROLES - {"*"}
@@ -117,7 +123,7 @@ def contract(
         if tx_type in REGISTRY:
             raise ValueError(f"{tx_type} is registered twice")
         REGISTRY[tx_type] = ContractSpec(tx_type, payload, frozenset(roles), fn, summary,
-                                         countersigned_by)
+                                         countersigned_by, public)
         return fn
 
     return register

@@ -69,6 +69,7 @@ class GenesisPayload(Payload):
     payload=GenesisPayload,
     roles={"platform"},
     summary="Found the consortium: organisations, roles, keys, quorum (height 0 only).",
+    public=True,
 )
 def apply_genesis(ctx: TxContext, p: GenesisPayload) -> None:
     # The executor admits this type only at height 0, with an empty state.
@@ -187,6 +188,7 @@ def _require_admin_of(ctx: TxContext, org_id: str) -> None:
     payload=KeyEnrolPayload,
     roles={"*"},
     summary="An organisation's admin enrols a member, admin or node key of its own.",
+    public=True,
 )
 def apply_key_enrol(ctx: TxContext, p: KeyEnrolPayload) -> None:
     _require_admin_of(ctx, p.org)
@@ -210,6 +212,7 @@ def apply_key_enrol(ctx: TxContext, p: KeyEnrolPayload) -> None:
     payload=KeyRevokePayload,
     roles={"*"},
     summary="An organisation's admin revokes one of its keys; earlier signatures stay valid.",
+    public=True,
 )
 def apply_key_revoke(ctx: TxContext, p: KeyRevokePayload) -> None:
     record: dict[str, Any] | None = ctx.state.get(Keys.key(p.key_id))

@@ -39,6 +39,8 @@ INCOTERMS_2020: Final = frozenset(
 )
 MAX_SEALED = 16
 MAX_SEALED_CHARS = 65536
+# The types whose payload may carry sealed details (section 1.5).
+CONFIDENTIAL_TYPES: Final = frozenset({"trade.order", "trade.invoice"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -72,9 +74,11 @@ Reason = Annotated[str, Field(min_length=1, max_length=500)]
 class Confidential(Payload):
     """Details only the parties read: a commitment and per-party sealed copies.
 
-    ``commitment`` is the hex SHA-256 of the plaintext; ``sealed`` maps each
-    receiving organisation to the base64 ciphertext of that plaintext sealed to
-    the organisation's encryption key. Validators see only this shape.
+    ``commitment`` is the salted, domain-separated SHA-256 of the plaintext;
+    ``sealed`` maps each receiving organisation to the base64 sealed box of that
+    plaintext under the organisation's encryption key (specs/trade.md#sealing,
+    :mod:`ledger.confidential`). Validators check only this shape: no contract
+    opens the details or depends on them.
     """
 
     commitment: str = Field(pattern=HEX_SHA256)

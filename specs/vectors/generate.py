@@ -1,14 +1,16 @@
-"""Generate the protocol test vectors: specs/vectors/tx.json, block.json, bundle.json.
+"""Generate the test vectors: specs/vectors/tx.json, block.json, bundle.json, rating.json,
+confidential.json.
 
 Usage (from the repository root)::
 
-    .venv/bin/python specs/vectors/generate.py          # write the three files
+    .venv/bin/python specs/vectors/generate.py          # write the five files
     .venv/bin/python specs/vectors/generate.py --check  # exit 1 if a file is stale
 
 Everything is derived from fixed inputs, so two runs give identical bytes:
 
 * every Ed25519 key comes from the seed ``SHA-256("tradeledger/vectors/v1/" + label)``
-  (RFC 8032 signatures are deterministic);
+  (RFC 8032 signatures are deterministic); so do the X25519 keys, the salt and the
+  sealed boxes' ephemeral keys of confidential.json;
 * every time is fixed (the genesis is at 2026-01-05T09:00:00Z, block ``h`` at ``h`` minutes
   later);
 * the chain is built by the real node (:class:`node.service.LedgerNode`) over a temporary
@@ -24,11 +26,13 @@ against the implementation, which the tests mark as an expected failure).
 from __future__ import annotations
 
 import argparse
+import base64
+import contextlib
 import copy
 import json
 import sys
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,6 +41,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+import nacl.bindings  # noqa: E402
 
 from client import verify as client_verify  # noqa: E402
 from ledger import merkle  # noqa: E402
@@ -48,23 +54,31 @@ from ledger.block import (  # noqa: E402
     verify_certificate,
 )
 from ledger.chain import Genesis, make_genesis  # noqa: E402
+from ledger.confidential import (  # noqa: E402
+    COMMITMENT_DOMAIN,
+    commitment_of,
+    committed_plaintext,
+    open_sealed,
+    seal,
+)
 from ledger.contracts import REGISTRY, parse_payload  # noqa: E402
 from ledger.contracts.membership import validator_set  # noqa: E402
 from ledger.encoding import canonical, canonical_pairs, loads  # noqa: E402
 from ledger.errors import LedgerError, MalformedRecord, VerificationError  # noqa: E402
 from ledger.executor import BlockContext, execute_block  # noqa: E402
 from ledger.hashing import sha256  # noqa: E402
-from ledger.keys import Domain, SigningKey  # noqa: E402
+from ledger.keys import Domain, EncryptionKey, SigningKey  # noqa: E402
 from ledger.state import MemoryState  # noqa: E402
 from ledger.store import Store  # noqa: E402
 from ledger.timefmt import format_time  # noqa: E402
 from ledger.tx import SignedTx, make_body, sign_tx, verify_tx_signatures  # noqa: E402
+from node.routes_ratings import read_attestation  # noqa: E402
 from node.service import LedgerNode  # noqa: E402
 
 SEED_PREFIX = "tradeledger/vectors/v1/"
 CHAIN_ID = "tl-vectors"
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-FILES = ("tx.json", "block.json", "bundle.json")
+FILES = ("tx.json", "block.json", "bundle.json", "rating.json", "confidential.json")
 
 # label -> enrolled at genesis? ("supplier-sz/member2" is enrolled by a transaction of
 # block 1; "outsider" is never enrolled.)
@@ -582,42 +596,55 @@ class FixedClock:
         return self.current
 
 
-def build_chain(genesis: Genesis, txs: Sequence[SignedTx]) -> dict[str, Any]:
-    """Run the node over a temporary SQLite store; return headers, certificates, bundles."""
+@contextlib.contextmanager
+def vector_node(genesis: Genesis) -> Iterator[tuple[LedgerNode, Store]]:
+    """The platform's node over a temporary SQLite store, on a fixed clock."""
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(f"sqlite:///{tmp}/ledger.db")
-        clock = FixedClock(at(60))
         node = LedgerNode(store, genesis, node_key=K["platform/node"], node_org="platform",
-                          clock=clock)  # type: ignore[arg-type]
+                          clock=FixedClock(at(60)))  # type: ignore[arg-type]
         try:
-            headers = [genesis.header]
-            bundles: dict[str, Any] = {}
-            for number, indices in enumerate(BLOCKS, start=1):
-                clock.current = at(60 * number)
-                for i in indices:
-                    status = node.submit(wire_of(txs[i]))
-                    assert status.status == "pending", status
-                header = node.cut_block()
-                assert header is not None and header.height == number
-                # The supplier's node signs the same header, as a peer validator would.
-                store.add_checkpoint_signature(
-                    header.height, header.hash,
-                    sign_checkpoint(header, K["supplier-sz/node"], "supplier-sz"))
-                headers.append(header)
-                if number == 2:
-                    bundles["inclusion-invoice-against-height-2"] = node.inclusion_bundle(
-                        txs[2].tx_id_hex)
-            bundles["inclusion-order-against-height-3"] = node.inclusion_bundle(
-                txs[1].tx_id_hex)
-            bundles["inclusion-genesis-tx-against-height-3"] = node.inclusion_bundle(
-                genesis.tx.tx_id_hex)
-            bundles["inclusion-last-leaf-against-height-3"] = node.inclusion_bundle(
-                txs[4].tx_id_hex)
-            consistency = {old: node.consistency_bundle(old) for old in (1, 3, 4, 6)}
-            certificates = [store.certificate(h.height) for h in headers[1:]]
+            yield node, store
         finally:
             node.stop()
             store.close()
+
+
+def cut_vector_block(node: LedgerNode, store: Store, number: int,
+                     txs: Sequence[SignedTx]) -> BlockHeader:
+    """Block ``number`` at ``number`` minutes after genesis holding exactly ``txs``; the
+    supplier's node signs the same header, as a peer validator would."""
+    node.clock.current = at(60 * number)  # type: ignore[attr-defined]
+    for tx in txs:
+        status = node.submit(wire_of(tx))
+        assert status.status == "pending", status
+    header = node.cut_block()
+    assert header is not None and header.height == number
+    assert len(store.txs_in_block(number)) == len(txs)
+    store.add_checkpoint_signature(header.height, header.hash,
+                                   sign_checkpoint(header, K["supplier-sz/node"], "supplier-sz"))
+    return header
+
+
+def build_chain(genesis: Genesis, txs: Sequence[SignedTx]) -> dict[str, Any]:
+    """Run the node over a temporary SQLite store; return headers, certificates, bundles."""
+    with vector_node(genesis) as (node, store):
+        headers = [genesis.header]
+        bundles: dict[str, Any] = {}
+        for number, indices in enumerate(BLOCKS, start=1):
+            header = cut_vector_block(node, store, number, [txs[i] for i in indices])
+            headers.append(header)
+            if number == 2:
+                bundles["inclusion-invoice-against-height-2"] = node.inclusion_bundle(
+                    txs[2].tx_id_hex, reader="buyer-lyon")
+        bundles["inclusion-order-against-height-3"] = node.inclusion_bundle(
+            txs[1].tx_id_hex, reader="buyer-lyon")
+        bundles["inclusion-genesis-tx-against-height-3"] = node.inclusion_bundle(
+            genesis.tx.tx_id_hex, reader="buyer-lyon")
+        bundles["inclusion-last-leaf-against-height-3"] = node.inclusion_bundle(
+            txs[4].tx_id_hex, reader="buyer-lyon")
+        consistency = {old: node.consistency_bundle(old) for old in (1, 3, 4, 6)}
+        certificates = [store.certificate(h.height) for h in headers[1:]]
     return {"headers": headers, "certificates": certificates, "bundles": bundles,
             "consistency": consistency}
 
@@ -1188,11 +1215,341 @@ def tx_document(genesis: Genesis, txs: Sequence[tuple[str, SignedTx]]) -> dict[s
     }
 
 
+# -- confidential.json ---------------------------------------------------------------------
+
+
+def x25519(label: str) -> EncryptionKey:
+    return EncryptionKey(seed_of(label))
+
+
+def sealed_box(plaintext: bytes, recipient: bytes, ephemeral: EncryptionKey) -> bytes:
+    """libsodium's crypto_box_seal with a given ephemeral key, so the vector is reproducible.
+
+    ``epk || crypto_box_easy(m, nonce = BLAKE2b-192(epk || pk), pk, esk)``. Real sealing
+    (:func:`ledger.confidential.seal`) draws a fresh ephemeral key for every box.
+    """
+    nonce = nacl.bindings.crypto_generichash_blake2b_salt_personal(
+        ephemeral.public_key + recipient, digest_size=nacl.bindings.crypto_box_NONCEBYTES)
+    return ephemeral.public_key + nacl.bindings.crypto_box_easy(plaintext, nonce, recipient,
+                                                                ephemeral.secret)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def run_open(case: dict[str, Any], keys: Mapping[str, EncryptionKey]) -> dict[str, Any]:
+    try:
+        details = open_sealed(case["confidential"], case["org"], keys[case["key"]])
+    except MalformedRecord as exc:
+        return {"stage": "shape", **problem(exc)}
+    except VerificationError as exc:
+        return {"stage": "open", **problem(exc)}
+    return {"stage": "ok", "details": details}
+
+
+def confidential_document() -> dict[str, Any]:
+    parties = ("buyer-lyon", "supplier-sz")
+    keys = {org: x25519(f"{org}/encryption") for org in (*parties, "platform")}
+    salt = seed_of("confidential/salt")
+    details = {
+        "line_items": [
+            {"sku": "SZ-OLED-61", "description": "6.1-inch OLED display module",
+             "quantity": 400, "unit": "EA", "unit_price": 2500},
+            {"sku": "SZ-USBC-PD65", "description": "65 W USB-C PD charger, Ladegerät",
+             "quantity": 500, "unit": "EA", "unit_price": 500},
+        ],
+        "bank_terms": {"bank": "Harbour Bank Asia", "account": "HK-012-883-204417-001"},
+    }
+    plaintext = committed_plaintext(details, salt)
+    commitment = commitment_of(plaintext)
+    # The reference's seal gives the same commitment for the same salt.
+    assert seal(details, {o: keys[o].public_key for o in parties}, salt=salt)[
+        "commitment"] == commitment
+
+    def boxes(message: bytes, tag: str = "") -> dict[str, bytes]:
+        return {org: sealed_box(message, keys[org].public_key,
+                                x25519(f"confidential/ephemeral/{org}{tag}"))
+                for org in parties}
+
+    sealed = boxes(plaintext)
+    wire = {"commitment": commitment, "sealed": {o: b64(c) for o, c in sealed.items()}}
+    recipients = []
+    for org in parties:
+        ephemeral = x25519(f"confidential/ephemeral/{org}")
+        recipients.append({
+            "org": org, "secret_key": keys[org].secret.hex(),
+            "public_key": keys[org].public_key_hex,
+            "ephemeral_secret_key": ephemeral.secret.hex(),
+            "ephemeral_public_key": ephemeral.public_key_hex,
+            "nonce": nacl.bindings.crypto_generichash_blake2b_salt_personal(
+                ephemeral.public_key + keys[org].public_key, digest_size=24).hex(),
+            "sealed": wire["sealed"][org],
+        })
+        assert open_sealed(wire, org, keys[org]) == details
+
+    bad: list[dict[str, Any]] = []
+
+    def add(desc: str, confidential: dict[str, Any], expected: dict[str, Any], *,
+            org: str = "buyer-lyon", key: str | None = None) -> None:
+        case = {"desc": desc, "confidential": confidential, "org": org, "key": key or org,
+                "expected": expected}
+        check_case(case, run_open(case, keys))
+        bad.append(case)
+
+    def with_copy(org: str, box: bytes) -> dict[str, Any]:
+        return {**wire, "sealed": {**wire["sealed"], org: b64(box)}}
+
+    def flipped(data: bytes, byte: int) -> bytes:
+        raw = bytearray(data)
+        raw[byte] ^= 0x01
+        return bytes(raw)
+
+    unreadable = {"stage": "open", "code": "unreadable"}
+    mismatch = {"stage": "open", "code": "commitment_mismatch"}
+    bad_plaintext = {"stage": "open", "code": "bad_plaintext"}
+    box = sealed["buyer-lyon"]
+    add("sealed[buyer-lyon]-ciphertext-bit-flipped-@40", with_copy("buyer-lyon",
+        flipped(box, 40)), unreadable)
+    add("sealed[buyer-lyon]-mac-bit-flipped-@32", with_copy("buyer-lyon", flipped(box, 32)),
+        unreadable)
+    add("sealed[buyer-lyon]-ephemeral-key-bit-flipped-@0",
+        with_copy("buyer-lyon", flipped(box, 0)), unreadable)
+    add("sealed[buyer-lyon]-truncated-to-47-bytes", with_copy("buyer-lyon", box[:47]),
+        unreadable)
+    add("copy-sealed-to-supplier-sz-filed-under-buyer-lyon",
+        with_copy("buyer-lyon", sealed["supplier-sz"]), unreadable)
+    add("opened-with-another-organisations-key", wire, unreadable, key="supplier-sz")
+    add("no-copy-for-the-organisation", wire, {"stage": "open", "code": "not_addressed"},
+        org="platform")
+    add("commitment-bit-flipped-@0", {**wire, "commitment": flip(commitment, 0)}, mismatch)
+    add("commitment-without-the-domain-prefix",
+        {**wire, "commitment": sha256(plaintext).hex()}, mismatch)
+    add("commitment-of-the-unsalted-details",
+        {**wire, "commitment": sha256(COMMITMENT_DOMAIN + canonical(details)).hex()},
+        mismatch)
+    cheaper = copy.deepcopy(details)
+    cheaper["line_items"][0]["unit_price"] = 2400
+    add("other-details-sealed-under-the-same-commitment",
+        with_copy("buyer-lyon", boxes(committed_plaintext(cheaper, salt), "/b")["buyer-lyon"]),
+        mismatch)
+    spaced = json.dumps({"details": details, "salt": salt.hex()}).encode("utf-8")
+    add("plaintext-not-canonical-committed-as-sent",
+        {"commitment": commitment_of(spaced),
+         "sealed": {"buyer-lyon": b64(boxes(spaced, "/c")["buyer-lyon"])}}, bad_plaintext)
+    short = canonical({"details": details, "salt": salt[:16].hex()})
+    add("salt-of-16-bytes-committed-as-sent",
+        {"commitment": commitment_of(short),
+         "sealed": {"buyer-lyon": b64(boxes(short, "/d")["buyer-lyon"])}}, bad_plaintext)
+    bare = canonical(details)
+    add("details-without-salt-wrapper-committed-as-sent",
+        {"commitment": commitment_of(bare),
+         "sealed": {"buyer-lyon": b64(boxes(bare, "/e")["buyer-lyon"])}}, bad_plaintext)
+    add("commitment-upper-case-hex", {**wire, "commitment": commitment.upper()},
+        {"stage": "shape", "field": "confidential.commitment", "rule": "string_pattern_mismatch"})
+    add("sealed-copy-not-base64", {**wire, "sealed": {"buyer-lyon": "not base64!"}},
+        {"stage": "shape", "field": "confidential.sealed", "rule": "value_error"})
+    return {
+        "description": (
+            "Sealed trade details (specs/trade.md#confidential-details). plaintext = RFC 8785 "
+            "canonical {\"details\", \"salt\": hex(32 bytes)} as UTF-8 text; commitment = "
+            "SHA-256(commitment_domain || plaintext); each sealed[org] = base64 of libsodium "
+            "crypto_box_seal(plaintext, public_key of org) = ephemeral_public_key || "
+            "crypto_box_easy(plaintext, nonce, public_key, ephemeral_secret_key) with nonce = "
+            "BLAKE2b-192(ephemeral_public_key || public_key). A real sealer draws a fresh "
+            "ephemeral key per box, so only opening is reproducible in general; these boxes "
+            "use fixed ephemeral keys. Bad cases are opened by `org` with the secret key of "
+            "`key` and give the first failing step: shape (the wire object; field and rule) "
+            "or open (code: not_addressed, unreadable, commitment_mismatch, bad_plaintext)."),
+        "provenance": (
+            "Generated by specs/vectors/generate.py with ledger.confidential and PyNaCl "
+            "(libsodium); X25519 secret keys, ephemeral keys and the salt are SHA-256(\"" +
+            SEED_PREFIX + "\" + label). Each good box is checked to open with "
+            "crypto_box_seal_open; expected outcomes of bad cases are written by hand."),
+        "commitment_domain_hex": COMMITMENT_DOMAIN.hex(),
+        "details": details,
+        "salt": salt.hex(),
+        "plaintext": plaintext.decode("utf-8"),
+        "commitment": commitment,
+        "recipients": recipients,
+        "confidential": wire,
+        "outsider": {"org": "platform", "secret_key": keys["platform"].secret.hex(),
+                     "public_key": keys["platform"].public_key_hex},
+        "bad": bad,
+    }
+
+
 # -- entry points --------------------------------------------------------------------------
 
 
+# -- rating.json ---------------------------------------------------------------------------
+
+RATING_CHAIN_ID = "tl-vectors-ratings"
+
+
+def rating_transactions() -> list[list[SignedTx]]:
+    """Blocks 1-3 of the rating chain: an order, three USD invoices, four payment parts.
+
+    As of the block date 2026-01-05 (specs/ratings.md section 2), by hand:
+    A 100,000 due 2025-12-01 paid on the day (v 80); B 200,000 due 2025-12-10 paid
+    2025-12-25 (d 15, v 70); C 100,000 due 2025-12-20, 50,000 paid 2025-12-01 (d -19,
+    v 89.5) and 50,000 open (d 16, v 480/7). Score = round_half_up(29,903,571.43 /
+    400,000) = round_half_up(74.76) = 75, band medium; days beyond terms (200,000 x 15
+    + 50,000 x 16) / 400,000 = 9.5 -> 10; within terms 150,000 / 400,000 -> 38 %; worst
+    delay 16 (the open part).
+    """
+    hour = timedelta(hours=1)
+    seller, buyer = K["supplier-sz/member"], K["buyer-lyon/member"]
+    n = 0
+
+    def tx(tx_type: str, payload: dict[str, Any], author: SigningKey, seconds: float,
+           *cosigners: SigningKey) -> SignedTx:
+        nonlocal n
+        n += 1
+        return sign_tx(make_body(tx_type=tx_type, chain_id=RATING_CHAIN_ID, author=author,
+                                 payload=payload, nonce=f"rating-{n:04d}",
+                                 created_at=at(seconds), ttl=hour), [author, *cosigners])
+
+    order = tx("trade.order", {"order_id": "PO-R-1", "buyer": "buyer-lyon",
+                               "seller": "supplier-sz", "currency": "USD",
+                               "total": 1_000_000}, buyer, 30, seller)
+    invoices = [tx("trade.invoice", {"invoice_id": inv, "order_id": "PO-R-1",
+                                     "amount": amount, "currency": "USD",
+                                     "issue_date": "2025-11-01", "due_date": due,
+                                     "payment_terms": "NET30"}, seller, 90 + i)
+                for i, (inv, amount, due) in enumerate([("INV-R-A", 100_000, "2025-12-01"),
+                                                        ("INV-R-B", 200_000, "2025-12-10"),
+                                                        ("INV-R-C", 100_000, "2025-12-20")])]
+    payments = [tx("trade.payment", {"payment_id": pay, "invoice_id": inv, "amount": amount,
+                                     "currency": "USD", "value_date": day}, buyer, 150 + i)
+                for i, (pay, inv, amount, day) in enumerate([
+                    ("PAY-R-A", "INV-R-A", 100_000, "2025-12-01"),
+                    ("PAY-R-B", "INV-R-B", 200_000, "2025-12-25"),
+                    ("PAY-R-C1", "INV-R-C", 50_000, "2025-12-01")])]
+    return [[order], invoices, payments]
+
+
+def run_attestation(genesis_text: str, attestation_text: str) -> dict[str, Any]:
+    try:
+        verified = client_verify.verify_rating_attestation(genesis_text.encode("utf-8"),
+                                                           attestation_text.encode("utf-8"))
+    except client_verify.BundleError as exc:
+        return {"stage": "rejected", "error": str(exc)}
+    return {"stage": "ok", "buyer": verified.buyer, "status": verified.status,
+            "score": verified.score, "band": verified.band, "height": verified.height,
+            "as_of": verified.as_of, "certified_by": list(verified.certified_by)}
+
+
+def rating_document() -> dict[str, Any]:
+    desc = {**description(), "chain_id": RATING_CHAIN_ID,
+            "name": "TradeLedger rating test-vector consortium",
+            "policy": {"ratings": {"supplier_cap_percent": 100}}}
+    genesis = make_genesis(desc, founder=K["platform/admin"], time=T0)
+    genesis_text = genesis.to_bytes().decode("utf-8")
+    attestations: dict[str, dict[str, Any]] = {}
+    with vector_node(genesis) as (node, store):
+        for number, block in enumerate(rating_transactions(), start=1):
+            cut_vector_block(node, store, number, block)
+        for name, buyer in (("rated-partial-payment-and-open-amount", "buyer-lyon"),
+                            ("insufficient-no-invoices", "supplier-sz")):
+            attestations[name] = read_attestation(node, buyer)
+    rated = attestations["rated-partial-payment-and-open-amount"]
+    by_hand = {"score": 75, "band": "medium", "days_beyond_terms": 10,
+               "within_terms_percent": 38, "worst_delay_days": 16}
+    got = {**rated["statement"], **rated["statement"]["factors"]}
+    if {k: got[k] for k in by_hand} != by_hand:
+        raise Disagreement(f"rated attestation: expected {by_hand} by hand, got {got}")
+    good = []
+    for name, att in attestations.items():
+        text = canonical(att).decode("utf-8")
+        stmt = canonical(att["statement"])
+        entry = {"desc": name, "attestation_canonical": text,
+                 "statement_canonical": stmt.decode("utf-8"),
+                 "signing_message": (Domain.ATTESTATION.value + stmt).hex(),
+                 "verified": run_attestation(genesis_text, text)}
+        if entry["verified"]["stage"] != "ok":
+            raise Disagreement(f"good attestation {name} fails: {entry['verified']}")
+        good.append(entry)
+
+    bad: list[dict[str, Any]] = []
+
+    def add(desc_: str, doc: dict[str, Any] | str, error: str) -> None:
+        text = doc if isinstance(doc, str) else canonical(doc).decode("utf-8")
+        outcome = run_attestation(genesis_text, text)
+        if outcome["stage"] != "rejected" or error not in outcome["error"]:
+            raise Disagreement(f"attestation {desc_}: expected rejection with {error!r}, "
+                               f"got {outcome}")
+        bad.append({"desc": desc_, "attestation_canonical": text,
+                    "expected": {"stage": "rejected", "error_contains": error}})
+
+    def changed(path: Sequence[str | int], value: Any, *, resign: bool = False
+                ) -> dict[str, Any]:
+        out = copy.deepcopy(rated)
+        target: Any = out
+        for part in path[:-1]:
+            target = target[part]
+        target[path[-1]] = value
+        if resign:
+            out["signature"] = K["platform/node"].sign(
+                Domain.ATTESTATION, canonical(out["statement"])).hex()
+        return out
+
+    stmt = rated["statement"]
+    sigs = rated["certificate"]["signatures"]
+    add("statement-score-changed", changed(["statement", "score"], 86),
+        "signature on the statement does not verify")
+    add("statement-factor-changed", changed(["statement", "factors", "worst_delay_days"], 1),
+        "signature on the statement does not verify")
+    add("signature-bit-flipped-@0", changed(["signature"], flip(rated["signature"], 0)),
+        "signature on the statement does not verify")
+    add("signed-by-another-genesis-node-key", changed(
+        ["statement", "key_id"], K["supplier-sz/node"].key_id),
+        "is not a node key of organisation 'platform'")
+    add("signed-by-a-member-key", changed(["statement", "key_id"],
+                                          K["supplier-sz/member"].key_id),
+        "is not a node key of organisation 'platform'")
+    add("resigned-score-outside-its-band", changed(["statement", "score"], 85, resign=True),
+        "is not the band of score 85")
+    add("resigned-as-of-another-day", changed(["statement", "as_of"], "2026-01-06",
+                                              resign=True),
+        "as_of is not the header's date")
+    add("resigned-height-changed", changed(["statement", "height"], stmt["height"] - 1,
+                                           resign=True),
+        "height is not the header's")
+    add("resigned-other-chain", changed(["statement", "chain_id"], CHAIN_ID, resign=True),
+        "statement is for another chain")
+    add("header-time-changed", changed(["header", "time"], "2026-01-05T09:03:01Z"),
+        "the header is not the one the statement names")
+    add("certificate-signature-bit-flipped-@0", changed(
+        ["certificate", "signatures", 1, "signature"], flip(sigs[1]["signature"], 0)),
+        "certificate.signatures[1] does not verify")
+    add("certificate-below-quorum", changed(["certificate", "signatures"], sigs[:1]),
+        "certificate signed by 1/2 required validator organisations")
+    add("certificate-for-another-height", changed(["certificate", "height"],
+                                                  stmt["height"] - 1),
+        "certificate is for another height")
+    add("extra-member", changed(["note"], "trust me"), "unexpected members ['note']")
+    add("not-canonical-indented", json.dumps(rated, indent=1), "not in its canonical")
+    add("version-changed", changed(["version"], "tradeledger-rating-attestation/2"),
+        "not a tradeledger-rating-attestation/1 attestation")
+    return {
+        "description": "Rating attestations (specs/ratings.md#attestation) served by a real "
+                       "node over a three-block trade history, the bytes a node signs, and "
+                       "falsified attestations the offline verifier must refuse.",
+        "provenance": "specs/vectors/generate.py: keys from fixed seeds, fixed block times, "
+                      "the node's read_attestation over a temporary SQLite store; the "
+                      "second validator's checkpoint added as a peer would add it. The "
+                      "rated score (75, medium) and factors are checked against the hand computation "
+                      "in rating_transactions().",
+        "genesis": genesis_text,
+        "signing_domain": Domain.ATTESTATION.value.hex(),
+        "attestations": good,
+        "bad": bad,
+    }
+
+
 def build() -> dict[str, dict[str, Any]]:
-    """The three vector documents, by file name."""
+    """The vector documents, by file name."""
     genesis = make_genesis(description(), founder=K["platform/admin"], time=T0)
     txs = good_transactions()
     chain = build_chain(genesis, [tx for _d, tx in txs])
@@ -1200,6 +1557,8 @@ def build() -> dict[str, dict[str, Any]]:
         "tx.json": tx_document(genesis, txs),
         "block.json": block_document(genesis, [tx for _d, tx in txs], chain),
         "bundle.json": bundle_document(genesis, chain),
+        "confidential.json": confidential_document(),
+        "rating.json": rating_document(),
     }
 
 

@@ -6,7 +6,9 @@ importing one (say :mod:`tests.harness.postgres`) does not pull in Playwright or
 
 * :mod:`tests.harness.ports` -- :func:`free_port`, :func:`free_ports`.
 * :mod:`tests.harness.postgres` -- :class:`PostgresServer`, :func:`postgres_available`.
-* :mod:`tests.harness.browser` -- :func:`launch_chromium`, :func:`chromium_available`.
+* :mod:`tests.harness.browser` -- :func:`launch_chromium`, :func:`chromium_available`,
+  :func:`watch_errors`.
+* :mod:`tests.harness.server` -- :func:`serve_app` (an ASGI app under uvicorn in a thread).
 * :mod:`tests.harness.process` -- :class:`ServiceProcess`.
 * :mod:`tests.harness.etcd` -- :class:`EtcdCluster`, :func:`etcd_available`.
 

@@ -22,10 +22,10 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Playwright
+    from playwright.sync_api import Browser, Page, Playwright
 
-__all__ = ["CHROMIUM_ARGS", "CHROMIUM_PATH", "chromium_available", "chromium_browser",
-           "launch_chromium"]
+__all__ = ["CHROMIUM_ARGS", "CHROMIUM_PATH", "checked_page", "chromium_available",
+           "chromium_browser", "launch_chromium", "watch_errors"]
 
 CHROMIUM_PATH = "/usr/bin/chromium"
 #: Flags for a quiet, sandbox-free (we run as root) headless Chromium with no network chatter.
@@ -78,3 +78,36 @@ def chromium_browser(**kwargs: Any) -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+
+
+def watch_errors(page: Page) -> list[str]:
+    """Collect ``page``'s script errors and console errors (CSP violations included).
+
+    Returns the list the listeners append to; a test asserts it is empty at the end
+    (after dropping the console error Chromium logs for an error page's own status).
+    """
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
+            if msg.type == "error" else None)
+    return problems
+
+
+@contextlib.contextmanager
+def checked_page(browser: Browser, *, allow_status: Sequence[int] = (),
+                 **context_options: Any) -> Iterator[Page]:
+    """A page in a fresh context; on exit, fail on any script or console error.
+
+    Chromium logs an error page's own load ("... status of 404") as a console error:
+    list the statuses a test expects in ``allow_status``.
+    """
+    context = browser.new_context(**context_options)
+    page = context.new_page()
+    problems = watch_errors(page)
+    try:
+        yield page
+    finally:
+        context.close()
+    unexpected = [p for p in problems
+                  if not any(f"status of {status}" in p for status in allow_status)]
+    assert not unexpected, unexpected
