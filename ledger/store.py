@@ -512,20 +512,19 @@ class Store:
                 *, signatures: Sequence[CheckpointSignature]) -> None:
         first_seq = header.log_size - len(accepted)
         block_hash = header.hash.hex()
-        tx_rows: list[dict[str, Any]] = []
-        party_rows: list[dict[str, Any]] = []
-        for offset, item in enumerate(accepted):
-            seq = first_seq + offset
+        height = header.height
+        tx_rows: list[tuple[Any, ...]] = []
+        party_rows: list[tuple[int, str]] = []
+        for seq, item in enumerate(accepted, first_seq):
             tx = item.tx
-            tx_rows.append({
-                "seq": seq, "tx_id": tx.tx_id_hex, "height": header.height, "type": tx.body.type,
-                "author": tx.body.author, "body": tx.body_bytes,
-                "signatures": tx.signatures_bytes,
-            })
-            party_rows.extend({"seq": seq, "org": org} for org in sorted(item.parties))
-        upserts = [{"key": k, "value": v, "height": header.height}
-                   for k, v in writes.items() if v is not None]
-        deletes = [k for k, v in writes.items() if v is None]
+            body = tx.body
+            tx_rows.append((seq, tx.tx_id_hex, height, body.type, body.author, tx.body_bytes,
+                            tx.signatures_bytes))
+            party_rows.extend((seq, org) for org in sorted(item.parties))
+        # In key order: each insert then lands next to the previous one in the
+        # state table's index.
+        upserts = sorted((k, v, height) for k, v in writes.items() if v is not None)
+        deletes = [(k,) for k, v in writes.items() if v is None]
         m = self._mark
         # Plain DB-API executemany: the same SQL on SQLite and PostgreSQL, and
         # none of the per-row processing of ORM or Core inserts. One database
@@ -538,22 +537,18 @@ class Store:
                  len(accepted)))
             if tx_rows:
                 run(f"INSERT INTO tx (seq, tx_id, height, type, author, body, signatures) "
-                    f"VALUES ({m}, {m}, {m}, {m}, {m}, {m}, {m})",
-                    [(r["seq"], r["tx_id"], r["height"], r["type"], r["author"], r["body"],
-                      r["signatures"]) for r in tx_rows])
+                    f"VALUES ({m}, {m}, {m}, {m}, {m}, {m}, {m})", tx_rows)
             if party_rows:
-                run(f"INSERT INTO tx_party (seq, org) VALUES ({m}, {m})",
-                    [(r["seq"], r["org"]) for r in party_rows])
+                run(f"INSERT INTO tx_party (seq, org) VALUES ({m}, {m})", party_rows)
             if nodes:
                 run(f"INSERT INTO merkle_node (level, idx, hash) VALUES ({m}, {m}, {m})",
                     list(nodes))
             if deletes:
-                run(f"DELETE FROM state WHERE key = {m}", [(k,) for k in deletes])
+                run(f"DELETE FROM state WHERE key = {m}", deletes)
             if upserts:
                 run(f"INSERT INTO state (key, value, height) VALUES ({m}, {m}, {m}) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
-                    "height = excluded.height",
-                    [(r["key"], r["value"], r["height"]) for r in upserts])
+                    "height = excluded.height", upserts)
             if signatures:
                 run(f"INSERT INTO checkpoint_sig (height, org, block_hash, key_id, signature) "
                     f"VALUES ({m}, {m}, {m}, {m}, {m})",
