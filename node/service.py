@@ -342,7 +342,7 @@ class LedgerNode:
         deadline = time.monotonic() + INTAKE_WAIT
         while (self._thread is not None and len(self._pending) >= self.intake_high_water
                and time.monotonic() < deadline):
-            await asyncio.sleep(0.002)
+            await asyncio.sleep(0.005)
         intake = self._intake_start(wires)
         if len(intake.jobs) >= PARALLEL_VERIFY_MIN:
             verdicts = await asyncio.wrap_future(self._verifier().submit(verify_all, intake.jobs))
