@@ -56,6 +56,7 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/core.py
 	$(PY) bench/node.py
+	$(PY) bench/epcis.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

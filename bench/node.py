@@ -12,6 +12,7 @@ Run: ``.venv/bin/python bench/node.py [--quick]``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 
 from bench.common import PASSPHRASE, consortium, raw_verify_rate, report
+from client.consortium import Consortium
 from client.sdk import RequestSigner
 from ledger.keys import SigningKey
 from ledger.tx import SignedTx, make_body, sign_tx
@@ -39,6 +42,7 @@ TIME_LIMIT = 300.0  # every loop below stops by this many seconds
 # signed request the node serves (about 1 ms of its CPU); polling every 2 ms
 # cost the node more CPU than the transactions it measured.
 POLL = 0.02
+JSON_HEADERS = {"content-type": "application/json"}
 
 
 # Requests are signed as a platform member (specs/api.md#signed-requests).
@@ -129,9 +133,6 @@ def wait_committed(client: httpx.Client, tx_id: str, deadline: float) -> float:
     raise TimeoutError(tx_id)
 
 
-JSON_HEADERS = {"content-type": "application/json"}
-
-
 def process_cpu(pid: int) -> tuple[float, float]:
     """(CPU seconds of process ``pid``, CPU seconds of its children), from /proc.
 
@@ -148,6 +149,75 @@ def process_cpu(pid: int) -> tuple[float, float]:
     for task in Path(f"/proc/{pid}/task").iterdir():
         children.extend(int(c) for c in (task / "children").read_text().split())
     return own(pid), sum(own(c) for c in children)
+
+
+@contextlib.contextmanager
+def start_node(root: Path, c: Consortium, database_url: str = "") -> Iterator[str]:
+    """A node (uvicorn, solo ordering; SQLite under ``root`` unless ``database_url``) in a
+    child process on 127.0.0.1; yields its base URL and stops it by its PID."""
+    port = free_port()
+    env = {**os.environ, "TRADELEDGER_DATA": str(root / "node"),
+           "TRADELEDGER_GENESIS": str(c.genesis_path),
+           "TRADELEDGER_NODE_KEY": str(c.key_path("platform", "node")),
+           "TRADELEDGER_ORG": "platform", "TRADELEDGER_PASSPHRASE": PASSPHRASE,
+           "DATABASE_URL": database_url}
+    log = open(root / "node.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "node.app:main_app",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+         "--no-access-log"],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=Path(__file__).resolve().parents[1])
+    NODE_PID[:] = [proc.pid]
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            raise SystemExit("node did not start:\n" + (root / "node.log").read_text())
+        yield base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()
+
+
+def batch_lanes(txs: list[SignedTx], batch: int, threads: int) -> list[list[bytes]]:
+    """``txs`` cut into batch request bodies of ``batch``, dealt round-robin to
+    ``threads`` lanes. Encoding them first keeps the load generator's work (it
+    shares the machine's cores) out of a clock started afterwards."""
+    chunks = [json.dumps({"transactions": [t.to_wire() for t in txs[i:i + batch]]}).encode()
+              for i in range(0, len(txs), batch)]
+    return [chunks[i::threads] for i in range(threads)]
+
+
+def post_batches(base: str, lane: list[bytes], errors: list[str], *,
+                 timeout: float = 60) -> None:
+    """POST each batch body of ``lane`` to /v1/tx/batch; note any refusal in ``errors``."""
+    with _http(base, timeout) as client:
+        for chunk in lane:
+            r = client.post("/v1/tx/batch", content=chunk, headers=JSON_HEADERS)
+            bad = [x for x in r.json().get("results", []) if x["status"] == "refused"]
+            if r.status_code >= 400 or bad:
+                errors.append(r.text[:300])
+
+
+def wait_all(base: str, txs: list[SignedTx], start: float) -> float:
+    """When the last of ``txs`` committed (and a sample of the others did)."""
+    with _http(base, 30) as client:
+        end = wait_committed(client, txs[-1].tx_id_hex, start + TIME_LIMIT)
+        for tx in txs[:: max(1, len(txs) // 50)]:
+            wait_committed(client, tx.tx_id_hex, start + TIME_LIMIT)
+    return end
 
 
 def run_single(base: str, txs: list[SignedTx], threads: int) -> float:
@@ -172,27 +242,13 @@ def run_single(base: str, txs: list[SignedTx], threads: int) -> float:
         t.join(timeout=TIME_LIMIT)
     if errors:
         raise RuntimeError(errors[0])
-    with _http(base, 30) as client:
-        end = wait_committed(client, txs[-1].tx_id_hex, start + TIME_LIMIT)
-        for tx in txs[:: max(1, len(txs) // 50)]:
-            wait_committed(client, tx.tx_id_hex, start + TIME_LIMIT)
-    return len(txs) / (end - start)
+    return len(txs) / (wait_all(base, txs, start) - start)
 
 
 def run_batches(base: str, txs: list[SignedTx], batch: int, threads: int,
                 samples: list[float]) -> float:
-    chunks = [json.dumps({"transactions": [t.to_wire() for t in txs[i:i + batch]]}).encode()
-              for i in range(0, len(txs), batch)]
-    lanes = [chunks[i::threads] for i in range(threads)]
+    lanes = batch_lanes(txs, batch, threads)
     errors: list[str] = []
-
-    def worker(lane: list[bytes]) -> None:
-        with _http(base, 60) as client:
-            for chunk in lane:
-                r = client.post("/v1/tx/batch", content=chunk, headers=JSON_HEADERS)
-                bad = [x for x in r.json().get("results", []) if x["status"] == "refused"]
-                if r.status_code >= 400 or bad:
-                    errors.append(r.text[:300])
 
     def sampler() -> None:
         # One probe transaction at a time under the load: submit-to-commit latency.
@@ -205,7 +261,7 @@ def run_batches(base: str, txs: list[SignedTx], batch: int, threads: int,
                     break
 
     start = time.monotonic()
-    pool = [threading.Thread(target=worker, args=(lane,)) for lane in lanes]
+    pool = [threading.Thread(target=post_batches, args=(base, lane, errors)) for lane in lanes]
     probe_thread = threading.Thread(target=sampler)
     for t in pool:
         t.start()
@@ -214,15 +270,13 @@ def run_batches(base: str, txs: list[SignedTx], batch: int, threads: int,
         t.join(timeout=TIME_LIMIT)
     if errors:
         raise RuntimeError(errors[0])
-    with _http(base, 30) as client:
-        end = wait_committed(client, txs[-1].tx_id_hex, start + TIME_LIMIT)
-        for tx in txs[:: max(1, len(txs) // 50)]:
-            wait_committed(client, tx.tx_id_hex, start + TIME_LIMIT)
+    end = wait_all(base, txs, start)
     probe_thread.join(timeout=60)
     return len(txs) / (end - start)
 
 
 probes: list[SignedTx] = []
+NODE_PID: list[int] = []  # the node process start_node runs, for process_cpu
 
 
 def main() -> None:
@@ -247,46 +301,15 @@ def main() -> None:
         single_txs = make_txs(genesis, keys, n_single, "single")
         batch_txs = make_txs(genesis, keys, n_batch, "batch")
         probes.extend(make_txs(genesis, keys, 400, "probe"))
-        port = free_port()
-        env = {**os.environ, "TRADELEDGER_DATA": str(root / "node"),
-               "TRADELEDGER_GENESIS": str(c.genesis_path),
-               "TRADELEDGER_NODE_KEY": str(c.key_path("platform", "node")),
-               "TRADELEDGER_ORG": "platform", "TRADELEDGER_PASSPHRASE": PASSPHRASE,
-               "DATABASE_URL": args.database_url}
-        log = open(root / "node.log", "wb")  # noqa: SIM115 - closed below
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "node.app:main_app",
-             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-             "--no-access-log"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-            cwd=Path(__file__).resolve().parents[1])
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.2)
-            else:
-                raise SystemExit("node did not start:\n" + (root / "node.log").read_text())
+        with start_node(root, c, args.database_url) as base:
             single = run_single(base, single_txs, threads=8)
             latencies: list[float] = []
-            cpu0 = process_cpu(proc.pid)
+            cpu0 = process_cpu(NODE_PID[0])
             batch = run_batches(base, batch_txs, batch=500, threads=4, samples=latencies)
-            cpu1 = process_cpu(proc.pid)
+            cpu1 = process_cpu(NODE_PID[0])
             committed = n_batch + len(latencies)
             node_us = (cpu1[0] - cpu0[0]) / committed * 1e6
             worker_us = (cpu1[1] - cpu0[1]) / committed * 1e6
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-            log.close()
     latencies.sort()
     p50 = statistics.median(latencies) * 1000 if latencies else float("nan")
     p99 = (latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000

@@ -16,7 +16,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from client import cli_confidential, cli_ratings
+from client import cli_confidential, cli_epcis, cli_ratings
 from client.cli_common import (
     JsonOpt,
     NodeOpt,
@@ -49,6 +49,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(node_app, name="node")
 app.add_typer(tx_app, name="tx")
 app.add_typer(proof_app, name="proof")
+app.add_typer(cli_epcis.app, name="epcis")
 app.add_typer(cli_confidential.app, name="confidential")
 app.add_typer(explorer_app, name="explorer")
 

@@ -84,6 +84,9 @@ def run_demo(data: Path, *, port: int, serve: bool, console: Console) -> None:
     reader = consortium.key_path("buyer-rotterdam", "member1")
     console.print(f"  {tl} explorer login --key {reader}   (open the printed link)")
     console.print(f"  {tl} tx list --key {reader}")
+    console.print(f"  {tl} epcis events --key {reader} "
+                  "--biz-transaction urn:tradeledger:order:PO-NL-0001")
+    console.print(f"  then, signed in: {base}/explorer/orders/PO-NL-0001 (the order's timeline)")
     console.print(f"  {tl} tx show {summary.get('last_tx', '<tx id>')} --key {reader}")
     console.print(f"  {tl} proof get {summary.get('last_tx', '<tx id>')} --key {reader} "
                   "--out proof.json")

@@ -11,6 +11,11 @@ It grows with each record family:
   The line items, unit prices and bank terms of every order and invoice are
   sealed to its buyer and seller (specs/trade.md#confidential-details); the
   platform's node, which serves the demo, holds only their ciphertext.
+* shipments (logistics flow, GS1 EPCIS 2.0): the Shenzhen factory, the
+  forwarder's terminals, the inspection agency and the bonded warehouse register
+  their places; the electronics for Lowlands Retail are packed on a pallet,
+  shipped, held and released by customs, and received and stored in Rotterdam,
+  each scan naming the order (its timeline: /explorer/orders/PO-NL-0001).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any
 from client.confidential import encryption_keys, sealed_invoice, sealed_order
 from client.consortium import DEMO_DESCRIPTION, Consortium
 from client.sdk import Client, TxBuilder
+from ledger.contracts.shipments import order_biz_transaction
 from ledger.keys import SigningKey, load_key, save_key
 from ledger.tx import SignedTx
 
@@ -140,6 +146,12 @@ def seed_scenario(client: Client, consortium: Consortium, passphrase: str,
         "dispute_id": "DSP-IZ-0001", "invoice_id": "INV-IZ-0001",
         "reason": "12 of 40 cases arrived damaged"}))
     settle()
+    for org, places in DEMO_PLACES.items():
+        send(b(org).build("shipments.register", {"identifiers": places}))
+    settle()
+    for org, doc in shipment_documents("PO-NL-0001", day):
+        send(b(org).build("shipments.capture", {"epcis": doc}))
+        settle()  # in order: each scan builds on the custody the last one recorded
     send(b("buyer-rotterdam").build("trade.payment", {
         "payment_id": "PAY-NL-0001", "invoice_id": "INV-SZ-0001", "amount": 500_000,
         "currency": "EUR", "value_date": iso(day - timedelta(days=12))}))
@@ -151,4 +163,62 @@ def seed_scenario(client: Client, consortium: Consortium, passphrase: str,
     last = submitted[-1].tx_id_hex
     marker.write_text(last + "\n", encoding="utf-8")
     return {"transactions": len(submitted), "orders": 3, "invoices": 3, "payments": 2,
-            "last_tx": last, "sealed_order_tx": sealed_example}
+            "shipment_scans": 11, "last_tx": last,
+            "sealed_order_tx": sealed_example}
+
+
+#: The demo's places (GLNs), by the organisation that registers them.
+DEMO_PLACES = {"supplier-sz": ["urn:epc:id:sgln:6901234.00001.0"],
+               "logistics": ["urn:epc:id:sgln:8881234.00010.0",
+                             "urn:epc:id:sgln:8881234.00020.0"],
+               "inspector": ["urn:epc:id:sgln:7601234.00005.0"],
+               "warehouse": ["urn:epc:id:sgln:8712345.00001.0"]}
+
+
+def shipment_documents(order_id: str, day: date) -> list[tuple[str, dict[str, Any]]]:
+    """The demo's scans for ``order_id``, as (recording organisation, EPCISDocument)."""
+    factory, yantian, maasvlakte = (DEMO_PLACES["supplier-sz"][0], *DEMO_PLACES["logistics"])
+    bay, warehouse = DEMO_PLACES["inspector"][0], DEMO_PLACES["warehouse"][0]
+    cases = [f"urn:epc:id:sgtin:6901234.012345.{n}" for n in range(1, 5)]
+    pallet = "urn:epc:id:sscc:6901234.0000000077"
+    start = datetime(day.year, day.month, day.day, 8, 0, tzinfo=UTC) - timedelta(days=36)
+
+    def event(days: float, step: str, disposition: str, place: str, **fields: Any
+              ) -> dict[str, Any]:
+        when = start + timedelta(days=days)
+        return {"type": fields.pop("kind", "ObjectEvent"),
+                "eventTime": when.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                "eventTimeZoneOffset": "+08:00" if place in (factory, yantian) else "+01:00",
+                "action": fields.pop("action", "OBSERVE"), "bizStep": step,
+                "disposition": disposition, "readPoint": {"id": place},
+                "bizLocation": {"id": place},
+                "bizTransactionList": [{"type": "po",
+                                        "bizTransaction": order_biz_transaction(order_id)}],
+                **fields}
+
+    def ship(days: float, origin: str, destination: str) -> dict[str, Any]:
+        return event(days, "shipping", "in_transit", origin, epcList=[pallet],
+                     destinationList=[{"type": "location", "destination": destination}])
+
+    def doc(*events: dict[str, Any]) -> dict[str, Any]:
+        return {"@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+                "type": "EPCISDocument", "schemaVersion": "2.0",
+                "creationDate": events[-1]["eventTime"], "epcisBody": {"eventList": list(events)}}
+
+    return [
+        ("supplier-sz", doc(
+            event(0, "commissioning", "active", factory, epcList=cases, action="ADD"),
+            event(0.1, "packing", "in_progress", factory, kind="AggregationEvent",
+                  action="ADD", parentID=pallet, childEPCs=cases),
+            ship(0.5, factory, yantian))),
+        ("logistics", doc(event(1, "receiving", "in_progress", yantian, epcList=[pallet]),
+                          ship(2, yantian, maasvlakte))),
+        ("logistics", doc(event(30, "receiving", "in_progress", maasvlakte, epcList=[pallet]))),
+        ("inspector", doc(
+            event(30.5, "holding", "sellable_not_accessible", bay, epcList=[pallet]),
+            event(31, "accepting", "conformant", bay, epcList=[pallet]))),
+        ("logistics", doc(ship(31.5, maasvlakte, warehouse))),
+        ("warehouse", doc(event(32, "receiving", "in_progress", warehouse, epcList=[pallet]),
+                          event(32.2, "storing", "sellable_accessible", warehouse,
+                                epcList=[pallet]))),
+    ]

@@ -190,6 +190,9 @@ class Store:
         self._get_sql = f"SELECT value FROM state WHERE key = {mark}"
         self._locate_sql = f"SELECT seq, height FROM tx WHERE tx_id = {mark}"
         self._receipt_sql = f"SELECT code, message FROM receipt WHERE tx_id = {mark}"
+        self._body_sql = f"SELECT body FROM tx WHERE tx_id = {mark}"
+        self._range_sql = (f"SELECT key, value FROM state WHERE key >= {mark} AND key < {mark} "
+                           f"ORDER BY key LIMIT {mark}")
 
     def create(self) -> None:
         SQLModel.metadata.create_all(self.engine)
@@ -399,6 +402,21 @@ class Store:
             cursor.close()
         finally:
             conn.close()
+
+    def tx_body(self, tx_id: str) -> bytes | None:
+        """The stored body bytes of a committed transaction, by a prepared point query."""
+        row = self._point(self._body_sql, tx_id)
+        return None if row is None else bytes(row[0])
+
+    def state_prefix_raw(self, prefix: str, *, limit: int = 1000) -> list[tuple[str, bytes]]:
+        """Like :meth:`state_prefix`, values as stored bytes, on the hot-read connection."""
+        cursor = self._raw().cursor()
+        try:
+            cursor.execute(self._range_sql, (prefix, prefix + "\U0010ffff", limit))
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+        return [(str(k), bytes(v)) for k, v in rows if str(k).startswith(prefix)]
 
     def state_items(self) -> Iterator[tuple[str, bytes]]:
         for key, value in self.scan("SELECT key, value FROM state ORDER BY key"):

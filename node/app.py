@@ -20,7 +20,7 @@ from ledger.encoding import loads
 from ledger.errors import MalformedRecord, NotFound
 from ledger.keys import load_encryption_key, load_key
 from ledger.store import Store
-from node import errors, explorer, routes_confidential, routes_ratings
+from node import errors, explorer, routes_confidential, routes_epcis, routes_ratings
 from node.auth import Authenticator, Caller, member, read_body
 from node.config import NodeConfig
 from node.service import LedgerNode
@@ -191,6 +191,7 @@ def create_app(node: LedgerNode, *, max_request_bytes: int = 4 * 1024 * 1024,
         """Proof that today's certified log extends the log of size ``old_size``."""
         return node.consistency_bundle(old_size)
 
+    routes_epcis.install(app, node)
     explorer.install(app, node)
     routes_confidential.install(app, node)
     routes_ratings.install(app, node)

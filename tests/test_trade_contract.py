@@ -616,6 +616,46 @@ def test_payment_rules(invoiced: Ledger) -> None:
     invoiced.refused("role_not_allowed", "trade.payment", payment_payload(), "supplier-a")
 
 
+@pytest.mark.parametrize("amount", [1.5, "100", True, 0], ids=repr)
+def test_payment_and_credit_amounts_are_positive_integers(invoiced: Ledger, amount: Any
+                                                          ) -> None:
+    message = invoiced.refused("malformed", "trade.payment", payment_payload(amount=amount),
+                               "buyer-a")
+    assert _names_field(message, "amount")
+    message = invoiced.refused("malformed", "trade.credit_note", credit_payload(amount=amount),
+                               "supplier-a")
+    assert _names_field(message, "amount")
+
+
+def test_two_payments_in_one_block_cannot_pay_more_than_the_open_balance(invoiced: Ledger
+                                                                        ) -> None:
+    """Each payment fits the open balance on its own; together they do not. The block
+    applies them in order, so the second sees the first and is refused."""
+    txs = [sign_tx(make_body(tx_type="trade.payment", chain_id=CHAIN, author=MEMBER["buyer-a"],
+                             payload=payment_payload(payment_id=f"PAY-{n}", amount=40_000),
+                             nonce=f"same-block-{n}", created_at=invoiced.time),
+                   [MEMBER["buyer-a"]]) for n in (1, 2)]
+    invoiced.height += 1
+    invoiced.time += timedelta(hours=1)
+    execution = execute_block(invoiced.state, txs,
+                              BlockContext(CHAIN, invoiced.height, invoiced.time))
+    assert [a.tx.tx_id for a in execution.accepted] == [txs[0].tx_id]
+    assert [r.error.code for r in execution.refused] == ["exceeds_open_balance"]
+    invoiced.state.apply(execution.state.writes)
+    record = invoiced.invoice_of()
+    assert (record["paid"], record["open"], record["status"]) == (40_000, 20_000, "open")
+    assert invoiced.get("trade/payment/PAY-2") is None
+
+
+def test_a_fully_paid_invoice_takes_no_further_payment_or_credit(invoiced: Ledger) -> None:
+    invoiced.ok("trade.payment", payment_payload(amount=60_000), "buyer-a")
+    assert invoiced.invoice_of()["status"] == "paid"
+    invoiced.refused("already_paid", "trade.payment", payment_payload(payment_id="PAY-2",
+                                                                     amount=1), "buyer-a")
+    invoiced.refused("already_paid", "trade.credit_note", credit_payload(amount=1),
+                     "supplier-a")
+
+
 # -- trade.credit_note ----------------------------------------------------------------
 
 

@@ -4,7 +4,7 @@ Importing this package registers every family's contracts in ``REGISTRY``.
 """
 
 # Importing the family modules registers their contracts.
-from ledger.contracts import membership, ratings, trade
+from ledger.contracts import membership, ratings, shipments, trade
 from ledger.contracts.base import (
     INDEXERS,
     PUBLIC_PARTY,
@@ -37,5 +37,6 @@ __all__ = [
     "membership",
     "parse_payload",
     "ratings",
+    "shipments",
     "trade",
 ]

@@ -63,6 +63,12 @@ def parse_payload(model: type[P], payload: Mapping[str, Any], *, path: str = "pa
     """Validate ``payload`` against ``model``; errors name the field and the rule."""
     try:
         return model.model_validate(dict(payload))
+    except MalformedRecord as exc:
+        # A model's own validator (e.g. EPCIS validation) names the field inside
+        # the payload; prefix the payload's path.
+        message = exc.message.removeprefix(f"{exc.field}: ")
+        raise MalformedRecord(message, field=f"{path}.{exc.field}", rule=exc.rule,
+                              code=exc.code) from exc
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in first["loc"])
