@@ -22,6 +22,8 @@ with its height; nothing after it is trusted.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -46,10 +48,8 @@ from ledger.state import MemoryState
 from ledger.store import (
     BlockRow,
     CheckpointSigRow,
-    MerkleNodeRow,
     StateRow,
     Store,
-    TxPartyRow,
     TxRow,
     validator_change,
 )
@@ -217,10 +217,25 @@ def replay_chain(
     if pool is None:
         _init_worker(_key_hints(store))
     try:
-        return _walk(store, pool, progress, total, check_certificates)
+        with _rare_gc():
+            return _walk(store, pool, progress, total, check_certificates)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+
+
+@contextlib.contextmanager
+def _rare_gc() -> Iterator[None]:
+    """Collect cycles rarely while replaying: the walk allocates many small
+    containers that reference counting frees, and under the default
+    thresholds the collector rescanned the growing replayed state about once
+    per 20 transactions."""
+    before = gc.get_threshold()
+    gc.set_threshold(max(before[0], 50_000), max(before[1], 20), max(before[2], 100))
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 def _walk(store: Store, pool: ProcessPoolExecutor | None, progress: Progress | None,
@@ -426,25 +441,16 @@ def _compare_derived(store: Store, replay: Replay) -> None:
                     "should not exist" if key not in expected else "differs")
             raise ChainBroken(f"derived state {key!r} {what} (replay of the chain disagrees)",
                               height=replay.heights.get(key, head))
-    table = TxPartyRow.__table__  # type: ignore[attr-defined]
-    with store.engine.connect() as conn:
-        rows = conn.execute(select(table.c.seq, table.c.org)
-                            .order_by(table.c.seq, table.c.org)).all()
-    stored_parties = [(int(r[0]), str(r[1])) for r in rows]
+    stored_parties = [(int(seq), str(org)) for seq, org in
+                      store.scan("SELECT seq, org FROM tx_party ORDER BY seq, org")]
     if stored_parties != sorted(replay.parties):
         raise ChainBroken("derived party index differs from the replay", height=head)
     if dict(store.validator_changes()) != replay.validator_changes:
         raise ChainBroken("derived validator-change index differs from the replay", height=head)
-    ntable = MerkleNodeRow.__table__  # type: ignore[attr-defined]
-    with store.engine.connect() as conn:
-        for level, idx, value in conn.execute(select(ntable.c.level, ntable.c.idx,
-                                                     ntable.c.hash)):
-            try:
-                want = replay.nodes.get(level, idx)
-            except KeyError:
-                want = None
-            if want != bytes(value):
-                raise ChainBroken(f"stored Merkle node ({level}, {idx}) is wrong", height=head)
+    nodes = replay.nodes.nodes
+    for level, idx, value in store.scan("SELECT level, idx, hash FROM merkle_node"):
+        if nodes.get((level, idx)) != bytes(value):
+            raise ChainBroken(f"stored Merkle node ({level}, {idx}) is wrong", height=head)
 
 
 def rebuild_derived(store: Store, *, workers: int | None = None) -> Replay:

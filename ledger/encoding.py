@@ -61,9 +61,23 @@ def canonical(obj: object) -> bytes:
         ) from exc
 
 
-_dumps = json.JSONEncoder(
+_encoder = json.JSONEncoder(
     ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
-).encode
+)
+# JSONEncoder.encode builds a new C encoder on every call; for the small
+# values state and transactions hold that costs as much as the encoding. One
+# C encoder with the same settings, made once, gives the same text. Circular
+# checks are off: _plain() walks every value first.
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+_c_encode: Any = (None if _c_make_encoder is None else
+                  _c_make_encoder(None, _encoder.default, _encode_string, None, ":", ",",
+                                  True, False, False))
+
+
+def _dumps(obj: object) -> str:
+    if _c_encode is None:  # pragma: no cover - CPython has the C encoder
+        return _encoder.encode(obj)
+    return "".join(_c_encode(obj, 0))
 
 
 def _plain(obj: object) -> bool:
@@ -210,8 +224,8 @@ def canonical_pairs(pairs: list[tuple[str, bytes | None]]) -> bytes:
 
     Equal to encoding the parsed values again, without parsing them.
     """
-    parts = [b"[" + _dumps(k).encode("utf-8") + b"," + (b"null" if v is None else v) + b"]"
-             for k, v in pairs]
+    parts = [b"[" + _encode_string(k).encode("utf-8") + b"," + (b"null" if v is None else v)
+             + b"]" for k, v in pairs]
     return b"[" + b",".join(parts) + b"]"
 
 

@@ -127,7 +127,7 @@ def apply_tx(
             raise Rejected("nonce_reused", f"nonce {body.nonce!r} was used before by this author")
         state.put(nonce_key, ctx.height)
         # Step 6.
-        org = state.get(Keys.org(signer_orgs[0]))
+        org = state.view(Keys.org(signer_orgs[0]))
         if "*" not in spec.roles and not spec.roles.intersection(org["roles"]):
             raise Rejected(
                 "role_not_allowed",
@@ -151,7 +151,7 @@ def _check_signers(
 ) -> tuple[str, ...]:
     orgs: list[str] = []
     for i, sig in enumerate(tx.signatures):
-        record: Any = state.get(Keys.key(sig.key_id))
+        record: Any = state.view(Keys.key(sig.key_id))
         if record is None:
             raise Rejected("unknown_key", f"signatures[{i}]: key {sig.key_id} is not enrolled")
         if record["status"] != "active":
@@ -162,7 +162,7 @@ def _check_signers(
                                           f"{record['valid_until']}")
         if record["kind"] == "node":
             raise Rejected("node_key", f"signatures[{i}]: a node key signs checkpoints only")
-        org = state.get(Keys.org(record["org"]))
+        org = state.view(Keys.org(record["org"]))
         if org is None or org["status"] != "active":
             raise Rejected("org_inactive", f"signatures[{i}]: organisation {record['org']} "
                                            "is not active")

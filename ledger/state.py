@@ -7,7 +7,8 @@ object it read, and the bytes feed the state root unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 from ledger.encoding import canonical, loads_trusted
@@ -56,37 +57,79 @@ class CachedState:
     """A read-through cache over committed state, kept in step by the one writer.
 
     The orderer reads every key a transaction touches; without a cache each
-    read would be a database round trip.
+    read would be a database round trip. Intake threads read through it too:
+    a value read from the database is cached only if no block was recorded
+    (:meth:`committed`) since the read began, so a read that raced a commit
+    can never leave the older value behind.
     """
 
     def __init__(self, base: StateReader, *, max_entries: int = 500_000) -> None:
         self._base = base
         self._cache: dict[str, bytes | None] = {}
         self._max = max_entries
+        self._generation = 0
+        self._lock = threading.Lock()
 
     def get_raw(self, key: str) -> bytes | None:
         try:
             return self._cache[key]
         except KeyError:
             pass
+        generation = self._generation
         value = self._base.get_raw(key)
-        if len(self._cache) >= self._max:
-            self._cache.clear()
-        self._cache[key] = value
+        self._fill({key: value}, generation)
         return value
 
     def scan_raw(self, prefix: str) -> dict[str, bytes]:
         # The base is the committed store, which the one writer keeps current.
         return scan_raw(self._base, prefix)
 
+    def get_many(self, keys: Iterable[str]) -> dict[str, bytes | None]:
+        """The values of ``keys``; the missing ones are read in one go when the
+        base can (``get_raw_many``)."""
+        found: dict[str, bytes | None] = {}
+        missing: list[str] = []
+        cache = self._cache
+        for key in keys:
+            try:
+                found[key] = cache[key]
+            except KeyError:
+                missing.append(key)
+        if missing:
+            generation = self._generation
+            many = getattr(self._base, "get_raw_many", None)
+            read = (many(missing) if many is not None
+                    else {k: self._base.get_raw(k) for k in missing})
+            self._fill(read, generation)
+            found.update(read)
+        return found
+
+    def _fill(self, values: Mapping[str, bytes | None], generation: int) -> None:
+        with self._lock:
+            if generation != self._generation:
+                return  # a block committed meanwhile: these reads may be older
+            if len(self._cache) + len(values) >= self._max:
+                self._cache.clear()
+            self._cache.update(values)
+
     def committed(self, writes: Mapping[str, bytes | None]) -> None:
         """Record a committed block's writes."""
-        if len(self._cache) + len(writes) >= self._max:
-            self._cache.clear()
-        self._cache.update(writes)
+        with self._lock:
+            if len(self._cache) + len(writes) >= self._max:
+                self._cache.clear()
+            self._cache.update(writes)
+            self._generation += 1
 
     def clear(self) -> None:
-        self._cache.clear()
+        with self._lock:
+            self._cache.clear()
+            self._generation += 1
+
+
+# Parsed state values by their canonical bytes, for Overlay.view: executing a
+# block reads the same key and organisation records for every transaction.
+_views: dict[bytes, Any] = {}
+_VIEWS_MAX = 20_000
 
 
 class Overlay:
@@ -118,6 +161,22 @@ class Overlay:
     def scan(self, prefix: str) -> list[tuple[str, Any]]:
         """Entries under ``prefix`` in key order (code points), values decoded."""
         return [(k, loads_trusted(v)) for k, v in sorted(self.scan_raw(prefix).items())]
+
+    def view(self, key: str) -> Any:
+        """The parsed value of ``key``, shared between readers: for checks that
+        only read it. Never modify what it returns; :meth:`get` gives a copy."""
+        raw = self.get_raw(key)
+        if raw is None:
+            return None
+        try:
+            return _views[raw]
+        except KeyError:
+            pass
+        value = loads_trusted(raw)
+        if len(_views) >= _VIEWS_MAX:
+            _views.clear()
+        _views[raw] = value
+        return value
 
     def exists(self, key: str) -> bool:
         return self.get_raw(key) is not None

@@ -30,7 +30,7 @@ from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 from ledger.block import BlockHeader, Certificate, CheckpointSignature
 from ledger.chain import BuiltBlock, Genesis
 from ledger.contracts import PUBLIC_PARTY
-from ledger.encoding import canonical, canonical_pairs, loads
+from ledger.encoding import canonical_pairs, loads
 from ledger.executor import Accepted
 from ledger.tx import SignedTx, TxSignature
 
@@ -133,6 +133,8 @@ class ReceiptPartyRow(SQLModel, table=True):
     org: str = Field(primary_key=True, max_length=32)
 
 
+# Parameters per IN (...) query: well below every SQLite build's variable limit.
+MANY_CHUNK = 500
 CHAIN_TABLES = ("block", "tx", "merkle_node", "checkpoint_sig")
 DERIVED_TABLES = ("state", "tx_party", "validator_change")
 
@@ -367,6 +369,34 @@ class Store:
         row = self._point(self._get_sql, key)
         return None if row is None else bytes(row[0])
 
+    def _many(self, sql: str, params: Sequence[str]) -> list[Any]:
+        """Rows of ``sql`` (``... IN ({marks})``) for ``params``, in chunks."""
+        rows: list[Any] = []
+        cursor = self._raw().cursor()
+        try:
+            for i in range(0, len(params), MANY_CHUNK):
+                chunk = params[i:i + MANY_CHUNK]
+                cursor.execute(sql.format(marks=", ".join([self._mark] * len(chunk))),
+                               tuple(chunk))
+                rows.extend(cursor.fetchall())
+        finally:
+            cursor.close()
+        return rows
+
+    def get_raw_many(self, keys: Sequence[str]) -> dict[str, bytes | None]:
+        """The state values of ``keys`` (``None`` where absent), in few queries."""
+        found: dict[str, bytes | None] = dict.fromkeys(keys)
+        for key, value in self._many("SELECT key, value FROM state WHERE key IN ({marks})",
+                                     keys):
+            found[key] = bytes(value)
+        return found
+
+    def receipts_of(self, tx_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """(code, message) of each of ``tx_ids`` that this node refused."""
+        rows = self._many("SELECT tx_id, code, message FROM receipt WHERE tx_id IN ({marks})",
+                          tx_ids)
+        return {str(t): (str(c), str(m)) for t, c, m in rows}
+
     def tx_location(self, tx_id: str) -> tuple[int, int] | None:
         """(seq, height) of a committed transaction, by a prepared point query."""
         row = self._point(self._locate_sql, tx_id)
@@ -380,6 +410,19 @@ class Store:
     def get(self, key: str) -> Any:
         raw = self.get_raw(key)
         return None if raw is None else loads(raw)
+
+    def scan(self, sql: str) -> Iterator[tuple[Any, ...]]:
+        """Every row of a fixed ``SELECT``, read through a plain DB-API cursor in
+        large slices (whole-table reads of audits and rebuilds)."""
+        conn = self.engine.raw_connection()
+        try:
+            cursor = conn.cursor()
+            cursor.execute(sql)
+            while rows := cursor.fetchmany(10_000):
+                yield from rows
+            cursor.close()
+        finally:
+            conn.close()
 
     def tx_body(self, tx_id: str) -> bytes | None:
         """The stored body bytes of a committed transaction, by a prepared point query."""
@@ -397,11 +440,8 @@ class Store:
         return [(str(k), bytes(v)) for k, v in rows if str(k).startswith(prefix)]
 
     def state_items(self) -> Iterator[tuple[str, bytes]]:
-        table = StateRow.__table__  # type: ignore[attr-defined]
-        with self.engine.connect() as conn:
-            for key, value in conn.execute(select(table.c.key, table.c.value)
-                                           .order_by(table.c.key)):
-                yield key, bytes(value)
+        for key, value in self.scan("SELECT key, value FROM state ORDER BY key"):
+            yield key, bytes(value)
 
     def scan_raw(self, prefix: str) -> dict[str, bytes]:
         """Every state entry whose key starts with ``prefix`` (for contracts)."""
@@ -520,20 +560,19 @@ class Store:
                 *, signatures: Sequence[CheckpointSignature]) -> None:
         first_seq = header.log_size - len(accepted)
         block_hash = header.hash.hex()
-        tx_rows: list[dict[str, Any]] = []
-        party_rows: list[dict[str, Any]] = []
-        for offset, item in enumerate(accepted):
-            seq = first_seq + offset
+        height = header.height
+        tx_rows: list[tuple[Any, ...]] = []
+        party_rows: list[tuple[int, str]] = []
+        for seq, item in enumerate(accepted, first_seq):
             tx = item.tx
-            tx_rows.append({
-                "seq": seq, "tx_id": tx.tx_id_hex, "height": header.height, "type": tx.body.type,
-                "author": tx.body.author, "body": tx.body_bytes,
-                "signatures": canonical([s.to_wire() for s in tx.signatures]),
-            })
-            party_rows.extend({"seq": seq, "org": org} for org in sorted(item.parties))
-        upserts = [{"key": k, "value": v, "height": header.height}
-                   for k, v in writes.items() if v is not None]
-        deletes = [k for k, v in writes.items() if v is None]
+            body = tx.body
+            tx_rows.append((seq, tx.tx_id_hex, height, body.type, body.author, tx.body_bytes,
+                            tx.signatures_bytes))
+            party_rows.extend((seq, org) for org in sorted(item.parties))
+        # In key order: each insert then lands next to the previous one in the
+        # state table's index.
+        upserts = sorted((k, v, height) for k, v in writes.items() if v is not None)
+        deletes = [(k,) for k, v in writes.items() if v is None]
         change = validator_change(writes)
         m = self._mark
         # Plain DB-API executemany: the same SQL on SQLite and PostgreSQL, and
@@ -547,22 +586,18 @@ class Store:
                  len(accepted)))
             if tx_rows:
                 run(f"INSERT INTO tx (seq, tx_id, height, type, author, body, signatures) "
-                    f"VALUES ({m}, {m}, {m}, {m}, {m}, {m}, {m})",
-                    [(r["seq"], r["tx_id"], r["height"], r["type"], r["author"], r["body"],
-                      r["signatures"]) for r in tx_rows])
+                    f"VALUES ({m}, {m}, {m}, {m}, {m}, {m}, {m})", tx_rows)
             if party_rows:
-                run(f"INSERT INTO tx_party (seq, org) VALUES ({m}, {m})",
-                    [(r["seq"], r["org"]) for r in party_rows])
+                run(f"INSERT INTO tx_party (seq, org) VALUES ({m}, {m})", party_rows)
             if nodes:
                 run(f"INSERT INTO merkle_node (level, idx, hash) VALUES ({m}, {m}, {m})",
                     list(nodes))
             if deletes:
-                run(f"DELETE FROM state WHERE key = {m}", [(k,) for k in deletes])
+                run(f"DELETE FROM state WHERE key = {m}", deletes)
             if upserts:
                 run(f"INSERT INTO state (key, value, height) VALUES ({m}, {m}, {m}) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
-                    "height = excluded.height",
-                    [(r["key"], r["value"], r["height"]) for r in upserts])
+                    "height = excluded.height", upserts)
             if change is not None:
                 run(f"INSERT INTO validator_change (height, changes) VALUES ({m}, {m})",
                     (header.height, change))

@@ -22,6 +22,24 @@ def parse_time(value: object, *, field: str) -> datetime:
     if not isinstance(value, str):
         raise MalformedRecord("must be an RFC 3339 UTC timestamp string", field=field,
                               rule="rfc3339")
+    try:
+        return _parsed[value]
+    except KeyError:
+        pass
+    moment = _parse_time(value, field)
+    if len(_parsed) >= _PARSED_MAX:
+        _parsed.clear()
+    _parsed[value] = moment
+    return moment
+
+
+# Transactions sent together carry the same few creation and expiry times; a
+# datetime is immutable, so a parsed spelling can be handed out again.
+_parsed: dict[str, datetime] = {}
+_PARSED_MAX = 4096
+
+
+def _parse_time(value: str, field: str) -> datetime:
     match = _RFC3339_UTC.fullmatch(value)
     if not match:
         raise MalformedRecord(

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from ledger.encoding import canonical, loads, loads_trusted
@@ -115,12 +116,17 @@ class SignedTx:
         return {"body": loads_trusted(self.body_bytes),
                 "signatures": [s.to_wire() for s in self.signatures]}
 
+    @cached_property
+    def signatures_bytes(self) -> bytes:
+        """``canonical(signatures)``: the stored form and the leaf's second member."""
+        return canonical([s.to_wire() for s in self.signatures])
+
     def leaf_bytes(self) -> bytes:
         """The Merkle leaf data: canonical ``{body, signatures}``.
 
         Built from the stored signed bytes, never from a re-serialised body.
         """
-        return leaf_bytes(self.body_bytes, self.signatures)
+        return _leaf(self.body_bytes, self.signatures_bytes)
 
     @classmethod
     def from_wire(cls, wire: object) -> SignedTx:
@@ -156,8 +162,11 @@ class SignedTx:
 
 
 def leaf_bytes(body_bytes: bytes, signatures: Iterable[TxSignature]) -> bytes:
-    sigs = canonical([s.to_wire() for s in signatures])
-    return b'{"body":' + body_bytes + b',"signatures":' + sigs + b"}"
+    return _leaf(body_bytes, canonical([s.to_wire() for s in signatures]))
+
+
+def _leaf(body_bytes: bytes, signatures_bytes: bytes) -> bytes:
+    return b'{"body":' + body_bytes + b',"signatures":' + signatures_bytes + b"}"
 
 
 def signing_message(tx_id: bytes) -> bytes:
@@ -224,7 +233,20 @@ def _object(value: object, path: str) -> dict[str, Any]:
     return value
 
 
+_MEMBER_SETS: dict[tuple[str, ...], frozenset[str]] = {}
+
+
+def _member_set(names: Sequence[str]) -> frozenset[str]:
+    key = tuple(names)
+    found = _MEMBER_SETS.get(key)
+    if found is None:
+        found = _MEMBER_SETS[key] = frozenset(key)
+    return found
+
+
 def _exact_members(obj: Mapping[str, Any], names: Sequence[str], path: str) -> None:
+    if obj.keys() == _member_set(names):
+        return
     prefix = "" if path == "$" else f"{path}."
     for name in names:
         if name not in obj:

@@ -120,7 +120,7 @@ def create_app(node: LedgerNode, *, max_request_bytes: int = 4 * 1024 * 1024,
         if len(txs) > max_batch:
             raise MalformedRecord(f"at most {max_batch} transactions per batch",
                                   field="transactions", rule="max_items")
-        return _json({"results": node.submit_many(txs)}, 202)
+        return _json({"results": await node.submit_many_async(txs)}, 202)
 
     @app.get(f"{v1}/tx/{{tx_id}}", tags=["transactions"])
     def get_tx(tx_id: str, caller: Caller = Depends(member)) -> dict[str, Any]:

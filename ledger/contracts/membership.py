@@ -279,7 +279,7 @@ class KeyRotatePayload(Payload):
 
 
 def _require_admin_of(ctx: TxContext, org_id: str) -> None:
-    author = ctx.state.get(Keys.key(ctx.tx.body.author))
+    author = ctx.state.view(Keys.key(ctx.tx.body.author))
     if author is None or author["kind"] != "admin" or author["org"] != org_id:
         raise Rejected("not_org_admin",
                        f"only an admin key of {org_id} may change its keys")

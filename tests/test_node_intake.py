@@ -1,0 +1,80 @@
+"""Batch intake and the orderer's state cache: what a resubmitting client sees."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from client.sdk import TxBuilder
+from ledger.keys import SigningKey
+from ledger.state import CachedState, MemoryState
+from tests.helpers import enrol_tx, make_node
+
+
+def test_batch_answers_each_known_transaction_as_a_single_submit_would(
+        demo_consortium: Any, db_url: str) -> None:
+    node = make_node(demo_consortium, db_url)
+    _c, genesis, orgs = demo_consortium
+    builder = TxBuilder(orgs["bank-asia"].admin, chain_id=genesis.chain_id)
+    key = SigningKey.generate()
+    committed = enrol_tx(demo_consortium, "supplier-sz")
+    enrols_key = enrol_tx(demo_consortium, "bank-asia", key=key)
+    refused = enrol_tx(demo_consortium, "bank-asia", key=key)  # same key: refused at execution
+    used_nonce = builder.build("membership.key_enrol",
+                               {"org": "bank-asia", "kind": "member",
+                                "public_key": SigningKey.generate().public_key_hex},
+                               nonce="nonce-taken-1")
+    for tx in (committed, enrols_key, refused, used_nonce):
+        node.submit(tx.to_wire())
+    node.cut_block()
+    assert node.status(refused.tx_id_hex).status == "rejected"  # type: ignore[union-attr]
+    reuse = builder.build("membership.key_enrol",
+                          {"org": "bank-asia", "kind": "member",
+                           "public_key": SigningKey.generate().public_key_hex},
+                          nonce="nonce-taken-1")
+    pending = enrol_tx(demo_consortium, "buyer-lyon")
+    node.submit(pending.to_wire())
+    new = enrol_tx(demo_consortium, "warehouse")
+
+    results = node.submit_many([committed.to_wire(), refused.to_wire(), reuse.to_wire(),
+                                pending.to_wire(), new.to_wire(), new.to_wire()])
+
+    assert [r["status"] for r in results] == ["committed", "rejected", "refused", "pending",
+                                              "pending", "pending"]
+    assert results[0]["height"] == 1
+    assert results[1]["code"] == "duplicate_key"
+    assert results[2]["code"] == "nonce_reused"
+    for index, tx in ((0, committed), (1, refused), (3, pending), (4, new)):
+        assert node.submit(tx.to_wire()).to_wire() == results[index]
+    node.cut_block()
+    assert node.status(new.tx_id_hex).status == "committed"  # type: ignore[union-attr]
+    assert node.status(pending.tx_id_hex).status == "committed"  # type: ignore[union-attr]
+
+
+class _RacingBase:
+    """A database whose read returns the old value while a block commits meanwhile."""
+
+    def __init__(self) -> None:
+        self.values = MemoryState({"k": b'"old"'})
+        self.during_read: Any = None
+
+    def get_raw(self, key: str) -> bytes | None:
+        value = self.values.get_raw(key)
+        if self.during_read is not None:
+            hook, self.during_read = self.during_read, None
+            hook()
+        return value
+
+
+def test_a_read_racing_a_commit_never_leaves_the_old_value_cached() -> None:
+    base = _RacingBase()
+    cache = CachedState(base)
+
+    def commit() -> None:
+        base.values.apply({"k": b'"new"'})
+        cache.committed({"k": b'"new"'})
+
+    base.during_read = commit
+    assert cache.get_raw("k") == b'"old"'  # what the database held when the read began
+    assert cache.get_raw("k") == b'"new"'
+    base.during_read = lambda: cache.committed({"other": b"1"})
+    assert cache.get_many(["j", "k"]) == {"j": None, "k": b'"new"'}
