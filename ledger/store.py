@@ -182,6 +182,9 @@ def make_engine(url: str) -> Engine:
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
             poolclass=StaticPool if memory else None,
+            # Hot reads take a connection each while they run: room for the
+            # server's worker threads (40), the orderer and the event loop.
+            **({} if memory else {"pool_size": 10, "max_overflow": 50}),
         )
 
         @event.listens_for(engine, "connect")
@@ -194,7 +197,7 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=40)
 
 
 class Store:
@@ -204,7 +207,10 @@ class Store:
         self.url = url
         self.engine = make_engine(url)
         self._write_lock = threading.Lock()
-        self._local = threading.local()
+        # Idle DB-API connections for hot reads, taken and given back per read:
+        # a connection held per thread would leak one for every worker thread
+        # the server ever starts, and exhaust the pool.
+        self._free: list[Any] = []
         self._raw_conns: list[Any] = []
         mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         self._mark = mark
@@ -223,19 +229,26 @@ class Store:
             with contextlib.suppress(Exception):
                 conn.close()
         self._raw_conns.clear()
+        self._free.clear()
         self.engine.dispose()
 
-    def _raw(self) -> Any:
-        """A per-thread DB-API connection in autocommit mode, for hot point reads."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
+    @contextlib.contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        """A cursor on an idle DB-API connection in autocommit mode, for hot reads."""
+        try:
+            conn = self._free.pop()
+        except IndexError:
             conn = self.engine.raw_connection()
             driver: Any = conn.driver_connection
             if self.engine.dialect.name != "sqlite" and hasattr(driver, "autocommit"):
                 driver.autocommit = True
-            self._local.conn = conn
             self._raw_conns.append(conn)
-        return conn
+        cursor = conn.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+            self._free.append(conn)
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -336,11 +349,16 @@ class Store:
         """Which of ``seqs`` ``org`` may read: it is a party, or the record is public."""
         if not seqs:
             return set()
-        with self.session() as s:
-            rows = s.exec(select(TxPartyRow.seq).where(
-                col(TxPartyRow.seq).in_(list(seqs)),
-                col(TxPartyRow.org).in_([org, PUBLIC_PARTY]))).all()
-        return {int(r) for r in rows}
+        m = self._mark
+        found: set[int] = set()
+        # A plain cursor: this runs on every read of every member.
+        with self._cursor() as cursor:
+            for i in range(0, len(seqs), 500):
+                chunk = list(seqs[i:i + 500])
+                cursor.execute(f"SELECT seq FROM tx_party WHERE org IN ({m}, {m}) AND seq IN "
+                               f"({', '.join([m] * len(chunk))})", (org, PUBLIC_PARTY, *chunk))
+                found.update(int(r[0]) for r in cursor.fetchall())
+        return found
 
     def certificate(self, height: int) -> Certificate | None:
         with self.session() as s:
@@ -358,12 +376,9 @@ class Store:
     # -- state ------------------------------------------------------------
 
     def _point(self, sql: str, param: str) -> Any:
-        cursor = self._raw().cursor()
-        try:
+        with self._cursor() as cursor:
             cursor.execute(sql, (param,))
             return cursor.fetchone()
-        finally:
-            cursor.close()
 
     def get_raw(self, key: str) -> bytes | None:
         row = self._point(self._get_sql, key)
@@ -372,15 +387,12 @@ class Store:
     def _many(self, sql: str, params: Sequence[str]) -> list[Any]:
         """Rows of ``sql`` (``... IN ({marks})``) for ``params``, in chunks."""
         rows: list[Any] = []
-        cursor = self._raw().cursor()
-        try:
+        with self._cursor() as cursor:
             for i in range(0, len(params), MANY_CHUNK):
                 chunk = params[i:i + MANY_CHUNK]
                 cursor.execute(sql.format(marks=", ".join([self._mark] * len(chunk))),
                                tuple(chunk))
                 rows.extend(cursor.fetchall())
-        finally:
-            cursor.close()
         return rows
 
     def get_raw_many(self, keys: Sequence[str]) -> dict[str, bytes | None]:
@@ -431,12 +443,9 @@ class Store:
 
     def state_prefix_raw(self, prefix: str, *, limit: int = 1000) -> list[tuple[str, bytes]]:
         """Like :meth:`state_prefix`, values as stored bytes, on the hot-read connection."""
-        cursor = self._raw().cursor()
-        try:
+        with self._cursor() as cursor:
             cursor.execute(self._range_sql, (prefix, prefix + "\U0010ffff", limit))
             rows = cursor.fetchall()
-        finally:
-            cursor.close()
         return [(str(k), bytes(v)) for k, v in rows if str(k).startswith(prefix)]
 
     def state_items(self) -> Iterator[tuple[str, bytes]]:

@@ -7,13 +7,14 @@ Routes hold no business rules: they parse, call :class:`LedgerNode`, and let
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ledger.chain import Genesis
 from ledger.encoding import loads
@@ -35,22 +36,42 @@ from node.service import LedgerNode
 API_VERSION = "v1"
 
 
+class BodyLimit:
+    """Refuse a declared body over the limit before anything reads it.
+
+    A plain ASGI middleware: Starlette's ``@app.middleware("http")`` wraps every
+    request in extra tasks and streams, which costs more than the check.
+    Bodies sent without a length are bounded where they are read
+    (node.auth.read_body).
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name != b"content-length":
+                    continue
+                try:
+                    too_big = int(value) > self.max_bytes
+                except ValueError:
+                    response = errors.problem(400, "malformed", "content-length is not a number",
+                                              field="content-length", rule="integer")
+                    await response(scope, receive, send)
+                    return
+                if too_big:
+                    response = errors.problem(413, "too_large",
+                                              f"request body exceeds {self.max_bytes} bytes",
+                                              field="body", rule="max_bytes")
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
 def _body_limit(app: FastAPI, max_bytes: int) -> None:
-    @app.middleware("http")
-    async def limit(request: Request, call_next: Callable[[Request], Awaitable[Response]]
-                    ) -> Response:
-        declared = request.headers.get("content-length")
-        if declared is not None:
-            try:
-                too_big = int(declared) > max_bytes
-            except ValueError:
-                return errors.problem(400, "malformed", "content-length is not a number",
-                                      field="content-length", rule="integer")
-            if too_big:
-                return errors.problem(413, "too_large",
-                                      f"request body exceeds {max_bytes} bytes",
-                                      field="body", rule="max_bytes")
-        return await call_next(request)
+    app.add_middleware(BodyLimit, max_bytes=max_bytes)
 
 
 async def _json_body(request: Request, max_bytes: int) -> Any:
