@@ -57,6 +57,8 @@ bench: $(STAMP)
 	$(PY) bench/core.py
 	$(PY) bench/node.py
 	$(PY) bench/epcis.py
+	$(PY) bench/rating.py
+	$(PY) bench/confidential.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

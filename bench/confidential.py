@@ -73,7 +73,7 @@ def main() -> None:
         node.stop()
         store.close()
     ratio = check_rate / commit_rate
-    report("sealed trade details (shared 2-core machine)", [
+    report("sealed trade details", [
         ("seal, 2 recipients", f"{seal_rate:,.0f}/s", f"{lines} line items per record"),
         ("open + commitment", f"{open_rate:,.0f}/s", "one party's copy"),
         ("order + commit", f"{commit_rate:,.0f} tx/s", "sealed orders, SQLite, solo"),
