@@ -33,7 +33,7 @@ import httpx
 
 from bench.common import PASSPHRASE, consortium, raw_verify_rate, report
 from client.consortium import Consortium
-from client.sdk import RequestSigner
+from client.sdk import RequestSigner, wait_ready
 from ledger.keys import SigningKey
 from ledger.tx import SignedTx, make_body, sign_tx
 
@@ -171,14 +171,7 @@ def start_node(root: Path, c: Consortium, database_url: str = "") -> Iterator[st
     NODE_PID[:] = [proc.pid]
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
+        if not wait_ready(base, timeout=60):
             raise SystemExit("node did not start:\n" + (root / "node.log").read_text())
         yield base
     finally:

@@ -11,16 +11,14 @@ from __future__ import annotations
 import os
 import socket
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 from rich.console import Console
 
 from client.consortium import DEMO_DESCRIPTION, Consortium, init_consortium
 from client.scenario import seed_scenario
-from client.sdk import Client
+from client.sdk import Client, wait_ready
 from ledger.keys import load_key
 
 DEMO_PASSPHRASE_ENV = "TRADELEDGER_PASSPHRASE"
@@ -60,14 +58,7 @@ def run_demo(data: Path, *, port: int, serve: bool, console: Console) -> None:
                                            log_level="warning"))
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
+    if not wait_ready(base, timeout=30):
         server.should_exit = True
         raise SystemExit(f"the demo node did not start on {base}")
     with Client(base, genesis=genesis_bytes) as client:

@@ -78,6 +78,19 @@ class RequestSigner(httpx.Auth):
         yield request
 
 
+def wait_ready(base_url: str, *, timeout: float, interval: float = 0.2) -> bool:
+    """Poll the node's ``/ready`` until it answers 200; False after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base_url}/ready", timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(interval)
+    return False
+
+
 def chain_id_of(genesis: bytes) -> str:
     """The chain id a genesis file names (read, not verified: verification is
     what the proof checks do)."""

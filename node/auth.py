@@ -228,9 +228,14 @@ async def member(request: Request) -> Caller:
 
 
 def session_member(request: Request) -> Caller | None:
-    """The member signed in to the explorer through its session cookie, if any."""
+    """The member signed in to the explorer through its session cookie, if any.
+
+    Looked up once per request: a page and its layout both ask."""
+    if hasattr(request.state, "session_caller"):
+        known: Caller | None = request.state.session_caller
+        return known
     auth: Authenticator = request.app.state.auth
     session_id = request.cookies.get(SESSION_COOKIE)
-    if not session_id:
-        return None
-    return auth.session_caller(session_id)
+    caller = auth.session_caller(session_id) if session_id else None
+    request.state.session_caller = caller
+    return caller

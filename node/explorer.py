@@ -270,7 +270,7 @@ class Explorer:
             return context
         stored = self.node.readable_tx(caller.org, tx_id)
         body = loads(stored.body)
-        bundle = self.node.inclusion_bundle(tx_id, reader=caller.org)
+        bundle = self.node.inclusion_bundle_of(stored)
         context.update(
             body=body,
             body_json=json.dumps(body, indent=2, ensure_ascii=False),

@@ -32,9 +32,7 @@ def install(app: FastAPI, node: LedgerNode) -> None:
         party of the record; others get the 404 of an unknown transaction.
         """
         parse_hash(tx_id, field="tx_id")
-        if not node.can_read(caller.org, tx_id):
-            raise NotFound(f"transaction {tx_id} is not committed", code="unknown_tx")
-        stored = node.stored_tx(tx_id)
+        stored = node.readable_tx(caller.org, tx_id)
         status = status_of(node.store, node.node_org, stored)
         if status is None:
             raise NotFound(f"transaction {tx_id} carries no sealed details",

@@ -585,11 +585,6 @@ class LedgerNode:
                 orgs.append(self._key_record(raw)[2])
         return orgs
 
-    def can_read(self, org: str, tx_id: str) -> bool:
-        """May ``org`` read the committed transaction ``tx_id``?"""
-        location = self.store.tx_location(tx_id)
-        return location is not None and bool(self.store.readable(org, [location[0]]))
-
     def status_for(self, org: str, tx_id: str) -> TxStatus:
         """``tx_id``'s status as ``org`` may see it; unknown to it otherwise."""
         unknown = NotFound(f"no transaction {tx_id} is known to this node", code="unknown_tx")
@@ -732,7 +727,10 @@ class LedgerNode:
         record, the hashes of its Merkle path and the certified header, and
         nothing of any other record.
         """
-        stored = self.readable_tx(reader, tx_id)
+        return self.inclusion_bundle_of(self.readable_tx(reader, tx_id))
+
+    def inclusion_bundle_of(self, stored: StoredTx) -> dict[str, Any]:
+        """The inclusion bundle of a record the caller was already found to may read."""
         head, cert = self.certified_head()
         tree = merkle.MerkleTree(StoreNodes(self.store), head.log_size)
         proof = tree.inclusion_proof(stored.seq, head.log_size)
