@@ -98,9 +98,14 @@ def _plain(obj: object) -> bool:
             if not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:  # type: ignore[operator]
                 return False
         elif kind is dict:
-            for key in item:  # type: ignore[attr-defined]
-                if type(key) is not str or (not key.isascii() and _non_bmp(key)):
-                    return False
+            # One C-level pass over the keys: join() refuses a key that is not
+            # a str (a str subclass passes, and is encoded as a str).
+            try:
+                keys = "".join(item)  # type: ignore[arg-type]
+            except TypeError:
+                return False
+            if not keys.isascii() and _non_bmp(keys):
+                return False
             extend(item.values())  # type: ignore[attr-defined]
         elif kind is list or kind is tuple:
             extend(item)  # type: ignore[arg-type]

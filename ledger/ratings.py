@@ -9,8 +9,9 @@ Three layers, all deterministic and free of floats:
   obligor, reduced to USD-weighted terms) becomes a :class:`Contribution`,
   and :func:`apply_experience` replaces an experience's previous contribution
   with its new one in the per-buyer aggregates (specs/ratings.md#state);
-* the query: :func:`rating` reads those aggregates, at most 24 month records
-  and a handful of day-level records, whatever the length of the history.
+* the query: :func:`rating` reads those aggregates, at most 24 month
+  summaries and a handful of day-level records, whatever the length of the
+  history; a supplier's own records only where the policy needs them.
 
 Amounts are weights in US cents (``ledger.currency.to_usd_minor``); the value
 of a term is held as the integer ``84 * v(d)`` (84 is the least common
@@ -25,13 +26,14 @@ import calendar
 import operator
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from fractions import Fraction
 from typing import Any, Final, Literal, Protocol
 
 from ledger.encoding import MAX_SAFE_INTEGER, loads_trusted
 from ledger.errors import Conflict, MalformedRecord
+from ledger.state import read_many
 
 # -- the formula (specs/ratings.md#formula) -----------------------------------------
 
@@ -87,6 +89,13 @@ def v(days: int) -> Fraction:
 def round_half_up(value: Fraction) -> int:
     """``floor(value + 1/2)``: the nearest integer, halves rounded up (78.5 -> 79)."""
     return (2 * value.numerator + value.denominator) // (2 * value.denominator)
+
+
+def _ratio_half_up(num: Fraction | int, den: Fraction | int) -> int:
+    """``round_half_up(num / den)`` for ``den > 0``, in integers when both are."""
+    if type(num) is int and type(den) is int:
+        return (2 * num + den) // (2 * den)
+    return round_half_up(Fraction(num) / Fraction(den))
 
 
 Band = Literal["low", "medium", "high"]
@@ -253,18 +262,19 @@ def buyer_key(buyer: str) -> str:
 
 
 def month_key(buyer: str, month: str) -> str:
-    """Settled sums and open summaries of the buyer's experiences due in ``month``."""
+    """The class summaries of the buyer's experiences due in ``month``."""
     return f"ratings/month/{buyer}/{month}"
 
 
 def days_key(buyer: str, month: str) -> str:
-    """Open amounts of ``month`` by due day, read only where v bends inside the month."""
+    """Open amounts of ``month`` by due day, summed over the suppliers; read only
+    where v bends inside the month."""
     return f"ratings/days/{buyer}/{month}"
 
 
-def late_key(buyer: str, month: str, supplier: str) -> str:
-    """The multiset of late settlement delays (days) of one supplier in ``month``."""
-    return f"ratings/late/{buyer}/{month}/{supplier}"
+def supplier_key(buyer: str, month: str, supplier: str) -> str:
+    """One supplier's vectors, late-delay multisets and day maps in ``month``."""
+    return f"ratings/supplier/{buyer}/{month}/{supplier}"
 
 
 def experience_key(source: str, record_id: str) -> str:
@@ -429,12 +439,16 @@ class _Batch:
                 self.state.put(key, value)
 
 
-#: The aggregate classes of a month record; each (class, supplier) holds a vector
-#: of ``_BLOCK`` numbers: settled w, vn, late, ontime, n, worst delay, then open
-#: w, n, wd, first day. A vector is stored as one string of space-separated
-#: decimal integers: exact at any size, and one JSON node to encode.
+#: The aggregate classes (specs/ratings.md#state). A vector is one string of
+#: ``_BLOCK`` space-separated decimal integers: exact at any size, and one
+#: JSON node to encode. A supplier's vector per class is in its supplier
+#: record; the month record holds per class the summary a query reads.
 CLASSES: Final = ("i", "d", "c")
 _BLOCK: Final = 10
+W, OW, WORST, FIRST, VN, LATE, ONTIME, N, ON, OWD = range(_BLOCK)
+#: The entries of a class ``agg``, in this order (w vn late ontime n ow on owd),
+#: then ``top``, the largest w + ow of one supplier.
+SUM_FIELDS: Final = (W, VN, LATE, ONTIME, N, OW, ON, OWD)
 
 
 def apply_experience(state: StateWriter, today: date, source: Source, record_id: str,
@@ -497,10 +511,9 @@ def _prune(batch: _Batch, buyer: str, cutoff: int) -> None:
         if month_index(month) >= cutoff:
             continue
         record = batch.get(month_key(buyer, month)) or {}
-        late = {supplier for vectors in record.values() for supplier, text in vectors.items()
-                if _ints(text)[5]}
-        for supplier in sorted(late):
-            batch.set(late_key(buyer, month, supplier), None)
+        for supplier in sorted({name for entry in record.values()
+                                for name in entry["names"].split()}):
+            batch.set(supplier_key(buyer, month, supplier), None)
         batch.set(month_key(buyer, month), None)
         batch.set(days_key(buyer, month), None)
     kept = [m for m in header["months"] if month_index(m) >= cutoff]
@@ -509,76 +522,132 @@ def _prune(batch: _Batch, buyer: str, cutoff: int) -> None:
 
 
 def _add(batch: _Batch, c: Contribution, sign: int) -> None:
-    """Add ``sign`` times contribution ``c`` to its month record."""
+    """Add ``sign`` times contribution ``c`` to its supplier record, then follow
+    the change in the month's class summary."""
+    skey = supplier_key(c.buyer, c.month, c.supplier)
+    record: dict[str, dict[str, str]] = batch.get(skey) or {}
+    entry = record.setdefault(c.cls, {"vec": ""})
+    before = _ints(entry["vec"]) or [0] * _BLOCK
+    vec = list(before)
+    if c.settled[0] or c.settled[4]:
+        w, vn, late, ontime, n = c.settled
+        vec[W] += sign * w
+        vec[VN] += sign * vn
+        vec[LATE] += sign * late
+        vec[ONTIME] += sign * ontime
+        vec[N] += sign * n
+        if c.late_days:
+            vec[WORST] = _late(entry, c.late_days, sign)
+    if c.open is not None:
+        vec[OW], vec[ON], vec[OWD], vec[FIRST] = _add_open(batch, entry, c, sign)
+    if any(vec):
+        entry["vec"] = " ".join(map(str, vec))
+    else:  # nothing paid, nothing open: no delays and no day map either
+        del record[c.cls]
+    batch.set(skey, record or None)
+    _summarise(batch, c, before, vec)
+
+
+def _summarise(batch: _Batch, c: Contribution, before: list[int], vec: list[int]) -> None:
+    """Follow a supplier vector's change from ``before`` to ``vec`` in the class
+    summary: ``agg``, ``names`` and ``wow``, ``worst`` and ``first``."""
     mkey = month_key(c.buyer, c.month)
     record = batch.get(mkey) or {}
-    vectors = record.setdefault(c.cls, {})
-    vec = _ints(vectors.get(c.supplier, "")) or [0] * _BLOCK
-    if c.settled[0] or c.settled[4]:
-        for i in range(5):
-            vec[i] += sign * c.settled[i]
-        if c.late_days:
-            vec[5] = _late(batch, c, sign)
-    if c.open is not None:
-        vec[6:_BLOCK] = _add_open(batch, c, sign)
+    entry = record.get(c.cls) or {"agg": "", "names": "", "wow": "", "worst": "", "first": ""}
+    names = entry["names"].split()
+    wow = _ints(entry["wow"])
+    i = bisect.bisect_left(names, c.supplier)
+    present = i < len(names) and names[i] == c.supplier
     if any(vec):
-        vectors[c.supplier] = " ".join(map(str, vec))
-    else:
-        vectors.pop(c.supplier, None)
-        if not vectors:
-            del record[c.cls]
-    batch.set(mkey, record or None)
+        if not present:
+            names.insert(i, c.supplier)
+            wow[2 * i:2 * i] = [0, 0]
+        wow[2 * i:2 * i + 2] = [vec[W], vec[OW]]
+    elif present:
+        del names[i]
+        del wow[2 * i:2 * i + 2]
+    if not names:
+        record.pop(c.cls, None)
+        batch.set(mkey, record or None)
+        return
+    agg = _ints(entry["agg"]) or [0] * (len(SUM_FIELDS) + 1)
+    for j, entry_index in enumerate(SUM_FIELDS):
+        agg[j] += vec[entry_index] - before[entry_index]
+    agg[-1] = max(map(operator.add, wow[0::2], wow[1::2]))
+    entry = {**entry, "agg": " ".join(map(str, agg)), "names": " ".join(names),
+             "wow": " ".join(map(str, wow))}
+    if vec[WORST] != before[WORST]:
+        entry["worst"] = _ranked(entry["worst"], c.supplier, vec[WORST], descending=True)
+    if vec[FIRST] != before[FIRST]:
+        entry["first"] = _ranked(entry["first"], c.supplier, vec[FIRST], descending=False)
+    record[c.cls] = entry
+    batch.set(mkey, record)
 
 
-def _late(batch: _Batch, c: Contribution, sign: int) -> int:
-    """Update the late-delay multiset; return the largest delay left (0 if none)."""
-    lkey = late_key(c.buyer, c.month, c.supplier)
-    record: dict[str, str] = batch.get(lkey) or {}
-    pairs = _ints(record.get(c.cls, ""))
+def _ranked(pairs: str, supplier: str, value: int, *, descending: bool) -> str:
+    """The ranking ``"value supplier value supplier ..."`` with ``supplier``'s value
+    replaced (0: removed), ordered by value (largest first if ``descending``),
+    then supplier. Organisation ids hold no space."""
+    tokens = pairs.split()
+    ranked = [(int(v), s) for v, s in zip(tokens[0::2], tokens[1::2], strict=True)
+              if s != supplier]
+    if value:
+        ranked.append((value, supplier))
+    ranked.sort(key=(lambda p: (-p[0], p[1])) if descending else None)
+    return " ".join(f"{v} {s}" for v, s in ranked)
+
+
+def _late(entry: dict[str, str], late_days: tuple[int, ...], sign: int) -> int:
+    """Update the late-delay multiset ``entry["late"]``; return its largest delay (0 if
+    none)."""
+    pairs = _ints(entry.get("late", ""))
     counts = Counter(dict(zip(pairs[0::2], pairs[1::2], strict=True)))
-    for d in c.late_days:
+    for d in late_days:
         counts[d] += sign
     counts = +counts  # drop zero counts
     if counts:
-        record[c.cls] = " ".join(f"{d} {n}" for d, n in sorted(counts.items()))
+        entry["late"] = " ".join(f"{d} {n}" for d, n in sorted(counts.items()))
     else:
-        record.pop(c.cls, None)
-    batch.set(lkey, record or None)
+        entry.pop("late", None)
     return max(counts) if counts else 0
 
 
-def _add_open(batch: _Batch, c: Contribution, sign: int) -> list[int]:
-    """Update the day map of open amounts; return the summary (w, n, wd, first day).
+def _add_open(batch: _Batch, entry: dict[str, str], c: Contribution, sign: int) -> list[int]:
+    """Update the supplier's day map ``entry["days"]`` and the month's summed day map;
+    return the supplier's open summary (w, n, wd, first day).
 
-    The day map of a (supplier, class) is the string ``"day w n day w n ..."``
-    (days ascending, only days with an open amount): compact to store, and
-    parsed at C speed by the few queries that need it.
+    A day map is the string ``"day w n day w n ..."`` (days ascending, only
+    days with an open amount): compact to store, and parsed at C speed by the
+    few queries that need it.
     """
     assert c.open is not None
     day, weight, n = c.open
+    entries = _day_map(entry, "days", day, sign * weight, sign * n)
     dkey = days_key(c.buyer, c.month)
-    days_by_supplier: dict[str, dict[str, str]] = batch.get(dkey) or {}
-    text = days_by_supplier.get(c.supplier, {}).get(c.cls, "")
-    nums = _ints(text)
-    entries = {nums[i]: [nums[i + 1], nums[i + 2]] for i in range(0, len(nums), 3)}
-    w0, n0 = entries.get(day, (0, 0))
-    if w0 + sign * weight or n0 + sign * n:
-        entries[day] = [w0 + sign * weight, n0 + sign * n]
-    else:
-        entries.pop(day, None)
-    if entries:
-        days_by_supplier.setdefault(c.supplier, {})[c.cls] = " ".join(
-            f"{d} {w} {k}" for d, (w, k) in sorted(entries.items()))
-    else:
-        by_cls = days_by_supplier.get(c.supplier, {})
-        by_cls.pop(c.cls, None)
-        if not by_cls:
-            days_by_supplier.pop(c.supplier, None)
-    batch.set(dkey, days_by_supplier or None)
+    summed: dict[str, str] = batch.get(dkey) or {}
+    _day_map(summed, c.cls, day, sign * weight, sign * n)
+    batch.set(dkey, summed or None)
     total = sum(w for w, _k in entries.values())
     return [total, sum(k for _w, k in entries.values()),
             sum(d * w for d, (w, _k) in entries.items()),
             min((d for d, (w, _k) in entries.items() if w > 0), default=0)]
+
+
+def _day_map(maps: dict[str, str], name: str, day: int, weight: int, n: int
+             ) -> dict[int, list[int]]:
+    """Add (weight, n) at ``day`` to the day map ``maps[name]``; return its entries."""
+    nums = _ints(maps.get(name, ""))
+    entries = {nums[i]: [nums[i + 1], nums[i + 2]] for i in range(0, len(nums), 3)}
+    w0, n0 = entries.get(day, (0, 0))
+    if w0 + weight or n0 + n:
+        entries[day] = [w0 + weight, n0 + n]
+    else:
+        entries.pop(day, None)
+    if entries:
+        maps[name] = " ".join(f"{d} {w} {k}" for d, (w, k) in sorted(entries.items()))
+    else:
+        maps.pop(name, None)
+    return entries
 
 
 # -- the query (specs/ratings.md#query) ---------------------------------------------
@@ -669,8 +738,6 @@ class Insufficient:
         }
 
 
-# Per-supplier sums while reading: [w, vn, late, ontime, n, worst delay].
-_Sums = list[int]
 #: Age bands of a month (as-of month minus due month): the trend windows are
 #: unions of bands (3 months: band 0; 6: bands 0-1; 12: 0-2; 24: 0-3).
 _BAND_LIMITS: Final = (3, 6, 12, 24)
@@ -683,68 +750,273 @@ def _piece(d: int) -> int:
     raise AssertionError(d)
 
 
-def _add_month(into: dict[str, _Sums], state: StateReader, buyer: str, month: str,
-               as_of: date, classes: tuple[str, ...], related: frozenset[str]) -> None:
-    """Add one month's included classes to the per-supplier sums ``into``."""
-    record = _get(state, month_key(buyer, month))
-    if record is None:  # listed in the header, so never: state written elsewhere
-        return
+def _first_other(ranking: str, related: frozenset[str]) -> int | None:
+    """The value of the first unrelated supplier in a ranking (None if none)."""
+    if not ranking:
+        return None
+    tokens = ranking.split()
+    if not related:
+        return int(tokens[0])
+    for value, supplier in zip(tokens[0::2], tokens[1::2], strict=True):
+        if supplier not in related:
+            return int(value)
+    return None
+
+
+def _geometry(month: str, as_of: date) -> tuple[int, int, tuple[int, int] | None, bool]:
+    """(days in month, k, linear, needs the day map) of ``month`` as of ``as_of``.
+
+    A term due on day-of-month t is ``d = k - t`` days late; ``linear`` is
+    ``(A + B k, B)`` when every due day is past due and on one linear piece
+    ``84 v(d) = A + B d``; otherwise a month with some day past due needs its
+    day map.
+    """
     year, mon = int(month[:4]), int(month[5:7])
     length = calendar.monthrange(year, mon)[1]
-    # A term due on day-of-month t is d = k - t days late as of ``as_of``.
     k = as_of.toordinal() - date(year, mon, 1).toordinal() + 1
     d_hi, d_lo = k - 1, k - length
-    # Open amounts: none due yet (future), all on one linear piece of v and past
-    # due (the month summary suffices), or read the month's day map.
-    linear: tuple[int, int] | None = None
-    if d_hi >= 1 and d_lo >= 1 and _piece(d_lo) == _piece(d_hi):
-        linear = _PIECES[_piece(d_lo)][2], _PIECES[_piece(d_lo)][3]
-    vtable: list[int] = []
-    day_maps: dict[str, dict[str, str]] = {}
-    if d_hi >= 1 and linear is None:
-        vtable = [0, *(v84(k - day) for day in range(1, length + 1))]
-        day_maps = _get(state, days_key(buyer, month)) or {}
-    for cls in classes:
-        vectors = record.get(cls)
-        if not vectors:
-            continue
-        # One C-level parse for the whole class: _BLOCK numbers per supplier.
-        nums = list(map(int, " ".join(vectors.values()).split()))
-        for index, supplier in enumerate(vectors):
-            if supplier in related:
+    if d_hi < 1:
+        return length, k, None, False
+    if d_lo >= 1 and _piece(d_lo) == _piece(d_hi):
+        _first, _last, a, b = _PIECES[_piece(d_lo)]
+        return length, k, (a + b * k, b), False
+    return length, k, None, True
+
+
+def _prefetch(state: StateReader, wanted: list[tuple[_Month, str]]) -> None:
+    """Read the supplier records of ``wanted`` (month, supplier) in one go."""
+    todo = [(m, s) for m, s in wanted if s in m.names and s not in m._records]
+    values = read_many(state, [supplier_key(m.buyer, m.month, s) for m, s in todo])
+    for m, s in todo:
+        raw = values[supplier_key(m.buyer, m.month, s)]
+        m._records[s] = {} if raw is None else loads_trusted(raw)
+
+
+class _Month:
+    """One month of the window as the query reads it, as of ``as_of``.
+
+    A term due on day-of-month t is ``d = k - t`` days late. ``linear`` is
+    ``(A + B k, B)`` when every due day is past due and on one linear piece
+    ``84 v(d) = A + B d`` (the open summaries then suffice); the summed day
+    maps are read when some day is past due and the month is not linear.
+    Supplier records are read only for the suppliers whose own sums are
+    needed: related parties, capped suppliers.
+    """
+
+    def __init__(self, state: StateReader, buyer: str, month: str, as_of: date,
+                 classes: tuple[str, ...], values: Mapping[str, bytes | None]) -> None:
+        """``values`` holds the raw month record and, when :meth:`keys` asked for
+        it, the summed day map."""
+        self.state, self.buyer, self.month = state, buyer, month
+        self.length, self.k, self.linear, needs_days = _geometry(month, as_of)
+        self.d_hi = self.k - 1
+        self.fully_due = self.k - self.length >= 1
+        raw = values[month_key(buyer, month)]
+        record = {} if raw is None else loads_trusted(raw)
+        self.days: dict[str, str] | None = None
+        if needs_days:
+            raw = values[days_key(buyer, month)]
+            self.days = {} if raw is None else loads_trusted(raw)
+        self.classes = tuple(cls for cls in classes if cls in record)
+        self.entries = tuple(record[cls] for cls in self.classes)
+        self.names = frozenset(name for entry in self.entries
+                               for name in entry["names"].split())
+        self._vtable: list[int] | None = None
+        self._records: dict[str, dict[str, dict[str, str]]] = {}
+
+    @staticmethod
+    def keys(buyer: str, month: str, as_of: date) -> list[str]:
+        """The keys a query reads for ``month``: its record, and its summed day map
+        where v bends inside it."""
+        if _geometry(month, as_of)[3]:
+            return [month_key(buyer, month), days_key(buyer, month)]
+        return [month_key(buyer, month)]
+
+    def _record(self, supplier: str) -> dict[str, dict[str, str]]:
+        """The supplier's record of this month (read once; see :func:`_prefetch`)."""
+        record = self._records.get(supplier)
+        if record is None:
+            key = supplier_key(self.buyer, self.month, supplier)
+            record = self._records[supplier] = _get(self.state, key) or {}
+        return record
+
+    def _open_days(self, maps: Mapping[str, str | None]) -> list[int]:
+        """(w, vn, late, n) of the past-due days of day maps ``maps`` (by class)."""
+        out = [0, 0, 0, 0]
+        k = self.k
+        for cls in self.classes:
+            text = maps.get(cls)
+            if not text:
                 continue
-            o = _BLOCK * index
-            w, vn, late, ontime, n, worst, ow, on, owd, first = nums[o:o + _BLOCK]
-            if ow and d_hi >= 1:
-                if linear is not None:
-                    a, b = linear
-                    w += ow
-                    vn += (a + b * k) * ow - b * owd
-                    late += k * ow - owd
-                    n += on
-                else:
-                    days_nums = list(map(int, day_maps[supplier][cls].split()))
-                    days, ws = days_nums[0::3], days_nums[1::3]
-                    due = bisect.bisect_right(days, d_hi)  # entries with day <= k - 1
-                    days, ws = days[:due], ws[:due]
-                    sw = sum(ws)
-                    w += sw
-                    vn += sum(map(operator.mul, ws, map(vtable.__getitem__, days)))
-                    late += k * sw - sum(map(operator.mul, ws, days))
-                    n += sum(days_nums[2:3 * due:3])
-                if 0 < first <= d_hi and k - first > worst:
-                    worst = k - first
-            acc = into.get(supplier)
-            if acc is None:
-                into[supplier] = [w, vn, late, ontime, n, worst]
+            nums = _ints(text)
+            days, ws = nums[0::3], nums[1::3]
+            due = bisect.bisect_right(days, self.d_hi)  # entries with day <= k - 1
+            if not due:
                 continue
-            acc[0] += w
-            acc[1] += vn
-            acc[2] += late
-            acc[3] += ontime
-            acc[4] += n
-            if worst > acc[5]:
-                acc[5] = worst
+            if self._vtable is None:
+                self._vtable = [0, *(v84(k - day) for day in range(1, self.length + 1))]
+            days, ws = days[:due], ws[:due]
+            sw = sum(ws)
+            out[0] += sw
+            out[1] += sum(map(operator.mul, ws, map(self._vtable.__getitem__, days)))
+            out[2] += k * sw - sum(map(operator.mul, ws, days))
+            out[3] += sum(nums[2:3 * due:3])
+        return out
+
+    def add_totals(self, totals: list[int]) -> int:
+        """Add every supplier's (w, vn, late, ontime, n) to ``totals``; return an
+        upper bound of any one supplier's weight in this month."""
+        k = self.k
+        bound = 0
+        for entry in self.entries:
+            t = _ints(entry["agg"])  # w vn late ontime n ow on owd top
+            bound += t[8]
+            totals[0] += t[0]
+            totals[1] += t[1]
+            totals[2] += t[2]
+            totals[3] += t[3]
+            totals[4] += t[4]
+            if self.linear is not None:
+                c1, b = self.linear
+                totals[0] += t[5]
+                totals[1] += c1 * t[5] - b * t[7]
+                totals[2] += k * t[5] - t[7]
+                totals[4] += t[6]
+        if self.days is not None:
+            w, vn, late, n = self._open_days(self.days)
+            totals[0] += w
+            totals[1] += vn
+            totals[2] += late
+            totals[4] += n
+        return bound
+
+    def supplier(self, supplier: str) -> list[int]:
+        """One supplier's (w, vn, late, ontime, n) in this month."""
+        out = [0, 0, 0, 0, 0]
+        if supplier not in self.names:
+            return out
+        record = self._record(supplier)
+        for cls in self.classes:
+            entry = record.get(cls)
+            if entry is None:
+                continue
+            v = _ints(entry["vec"])
+            out[0] += v[W]
+            out[1] += v[VN]
+            out[2] += v[LATE]
+            out[3] += v[ONTIME]
+            out[4] += v[N]
+            if self.linear is not None:
+                c1, b = self.linear
+                out[0] += v[OW]
+                out[1] += c1 * v[OW] - b * v[OWD]
+                out[2] += self.k * v[OW] - v[OWD]
+                out[4] += v[ON]
+        if self.days is not None:
+            w, vn, late, n = self._open_days(
+                {cls: entry.get("days") for cls, entry in record.items()})
+            out[0] += w
+            out[1] += vn
+            out[2] += late
+            out[4] += n
+        return out
+
+    def weights(self, into: dict[str, int], related: frozenset[str]) -> None:
+        """Add each unrelated supplier's counted weight (paid, and open past due) to
+        ``into``."""
+        for entry in self.entries:
+            wow = _ints(entry["wow"])
+            ows = wow[1::2] if self.linear is not None else [0] * (len(wow) // 2)
+            for supplier, w, ow in zip(entry["names"].split(), wow[0::2], ows, strict=True):
+                if supplier not in related:
+                    into[supplier] = into.get(supplier, 0) + w + ow
+        if self.days is not None:  # open amounts of some days: the suppliers' day maps
+            for supplier in sorted(self._open_before(self.d_hi, related)):
+                record = self._record(supplier)
+                into[supplier] = into.get(supplier, 0) + self._open_days(
+                    {cls: entry.get("days") for cls, entry in record.items()})[0]
+
+    def _open_before(self, day: int, related: frozenset[str]) -> set[str]:
+        """The unrelated suppliers with an open amount due on or before ``day``."""
+        out = set()
+        for entry in self.entries:
+            tokens = entry["first"].split()
+            for first, supplier in zip(tokens[0::2], tokens[1::2], strict=True):
+                if int(first) > day:
+                    break
+                if supplier not in related:
+                    out.add(supplier)
+        return out
+
+    def counted(self, related: frozenset[str]) -> set[str]:
+        """The unrelated suppliers with a counted weight in this month."""
+        if self.fully_due:  # each listed supplier has a paid or a past-due open weight
+            return set(self.names - related)
+        out = self._open_before(self.d_hi, related)
+        for entry in self.entries:
+            wow = _ints(entry["wow"])
+            out.update(s for s, w in zip(entry["names"].split(), wow[0::2], strict=True)
+                       if w and s not in related)
+        return out
+
+    def worst(self, related: frozenset[str]) -> int:
+        """The largest delay of an unrelated supplier's counted term."""
+        worst = 0
+        for entry in self.entries:
+            settled = _first_other(entry["worst"], related)
+            if settled is not None and settled > worst:
+                worst = settled
+            first = _first_other(entry["first"], related)  # earliest open due day
+            if first is not None and first <= self.d_hi and self.k - first > worst:
+                worst = self.k - first
+        return worst
+
+
+@dataclass
+class _Band:
+    """The sums of one age band of months, over the counted suppliers.
+
+    ``totals`` is (w, vn, late, ontime, n); ``suppliers`` the suppliers with a
+    counted weight; ``bound`` the sum of the months' bounds of one supplier's
+    weight; ``worst`` the largest delay.
+    """
+
+    totals: list[int]
+    suppliers: set[str]
+    bound: int
+    worst: int
+    months: list[_Month]
+    _weights: dict[str, int] | None = None
+    _own: dict[str, list[int]] = field(default_factory=dict)
+
+    def weights(self, state: StateReader, related: frozenset[str]) -> dict[str, int]:
+        """Each unrelated supplier's counted weight in the band (computed once)."""
+        if self._weights is None:
+            self._weights = {}
+            _prefetch(state, [(m, s) for m in self.months if m.days is not None
+                              for s in sorted(m._open_before(m.d_hi, related))])
+            for month in self.months:
+                month.weights(self._weights, related)
+        return self._weights
+
+    def own(self, supplier: str) -> list[int]:
+        """One supplier's (w, vn, late, ontime, n) in the band (computed once)."""
+        sums = self._own.get(supplier)
+        if sums is None:
+            sums = self._own[supplier] = [0, 0, 0, 0, 0]
+            for month in self.months:
+                for i, x in enumerate(month.supplier(supplier)):
+                    sums[i] += x
+        return sums
+
+    def add(self, month: _Month, related: frozenset[str]) -> None:
+        self.bound += month.add_totals(self.totals)
+        for supplier in sorted(related & month.names):  # in the sums: take them out
+            for i, x in enumerate(month.supplier(supplier)):
+                self.totals[i] -= x
+        self.suppliers |= month.counted(related)
+        self.worst = max(self.worst, month.worst(related))
+        self.months.append(month)
 
 
 @dataclass
@@ -756,38 +1028,54 @@ class _Outcome:
     factors: Factors | None
 
 
-def _evaluate(sums: Mapping[str, _Sums], cap_percent: int) -> _Outcome:
-    invoices = sum(s[4] for s in sums.values())
-    suppliers = sum(1 for s in sums.values() if s[4] > 0)
+def _evaluate(state: StateReader, bands: list[_Band], cap_percent: int,
+              related: frozenset[str]) -> _Outcome:
+    """Score the union of ``bands`` (a trend window or the whole window)."""
+    totals = [sum(b.totals[i] for b in bands) for i in range(5)]
+    invoices = totals[4]
+    suppliers = len(set().union(*(b.suppliers for b in bands)))
     if invoices < MIN_INVOICES:
         return _Outcome(invoices, suppliers, None,
                         f"insufficient history: {invoices} of the {MIN_INVOICES} invoices "
                         "needed", None)
-    capped = _cap({s: v[0] for s, v in sums.items() if v[0] > 0}, cap_percent)
-    if capped is None:
-        return _Outcome(invoices, suppliers, None,
-                        f"insufficient history: no supplier may carry more than {cap_percent}% "
-                        f"of the weight, and {suppliers} supplier(s) cannot meet that", None)
-    level, names = capped
+    level, names = Fraction(0), frozenset[str]()
+    # No supplier can pass the cap when the bounds of its weight stay under it;
+    # otherwise weigh every supplier (specs/ratings.md#query, step 4).
+    if cap_percent < 100 and 100 * sum(b.bound for b in bands) > cap_percent * totals[0]:
+        weights: dict[str, int] = {}
+        for b in bands:
+            for supplier, w in b.weights(state, related).items():
+                weights[supplier] = weights.get(supplier, 0) + w
+        capped = _cap({s: w for s, w in weights.items() if w > 0}, cap_percent)
+        if capped is None:
+            return _Outcome(invoices, suppliers, None,
+                            f"insufficient history: no supplier may carry more than "
+                            f"{cap_percent}% of the weight, and {suppliers} supplier(s) "
+                            "cannot meet that", None)
+        level, names = capped
+    own: dict[str, list[int]] = {}
+    if names:
+        _prefetch(state, [(m, s) for b in bands for m in b.months for s in sorted(names)])
+    for supplier in names:
+        own[supplier] = [sum(b.own(supplier)[i] for b in bands) for i in range(5)]
 
-    def total(i: int) -> Fraction:
+    def total(i: int) -> Fraction | int:
         # Uncapped suppliers count in full (integers); a capped one is scaled
         # to the level L: its share of sum i is L * X_i / W.
-        if not names:
-            return Fraction(sum(v[i] for v in sums.values()))
-        whole = sum(v[i] for s, v in sums.items() if s not in names)
-        return whole + level * sum((Fraction(sums[s][i], sums[s][0]) for s in names),
-                                   Fraction(0))
+        if not own:
+            return totals[i]
+        whole = totals[i] - sum(x[i] for x in own.values())
+        return whole + level * sum((Fraction(x[i], x[0]) for x in own.values()), Fraction(0))
 
     weight = total(0)
-    score = round_half_up(total(1) / (V_DENOMINATOR * weight))
+    score = _ratio_half_up(total(1), V_DENOMINATOR * weight)
     return _Outcome(invoices, suppliers, score, "", Factors(
         invoices=invoices,
         suppliers=suppliers,
-        days_beyond_terms=round_half_up(total(2) / weight),
-        within_terms_percent=round_half_up(100 * total(3) / weight),
-        worst_delay_days=max((s[5] for s in sums.values()), default=0),
-        amount_usd_minor=sum(s[0] for s in sums.values()),
+        days_beyond_terms=_ratio_half_up(total(2), weight),
+        within_terms_percent=_ratio_half_up(100 * total(3), weight),
+        worst_delay_days=max(b.worst for b in bands),
+        amount_usd_minor=totals[0],
         capped_suppliers=len(names),
     ))
 
@@ -800,8 +1088,10 @@ def rating(state: StateReader, buyer: str, as_of: date, height: int, *,
     last date the buyer's aggregates changed (:class:`Conflict`), since a
     payment recorded later may carry an earlier value date. ``policy``
     defaults to the consortium's. The cost is bounded by the window, not the
-    history: one header, the consortium record, at most 24 month records (plus
-    months due ahead) and at most 5 day maps are read (specs/ratings.md#query).
+    history: one header, the consortium record, at most 24 month summaries
+    (plus months due ahead) and at most 5 summed day maps are read, and a
+    supplier's own record only for related parties and when the supplier cap
+    may bind (specs/ratings.md#query).
     """
     header = _get(state, buyer_key(buyer))
     if header is not None and as_of.isoformat() < header["updated"]:
@@ -812,41 +1102,27 @@ def rating(state: StateReader, buyer: str, as_of: date, height: int, *,
         policy = policy_from_state(state)
     classes, related = policy.classes(), policy.related_to(buyer)
     included = tuple(c for c in CLASSES if c in classes)
-    bands: list[dict[str, _Sums]] = [{} for _ in _BAND_LIMITS]
     now = month_index(as_of)
-    for month in header["months"] if header else ():
-        age = now - month_index(month)
-        if age >= WINDOW_MONTHS:
-            continue
-        band_index = next(i for i, limit in enumerate(_BAND_LIMITS) if age < limit)
-        _add_month(bands[band_index], state, buyer, month, as_of, included, related)
+    window = [m for m in (header["months"] if header else ())
+              if now - month_index(m) < WINDOW_MONTHS]
+    # The month records and summed day maps in one read, then the related
+    # parties' own records in another.
+    values = read_many(state, [k for m in window for k in _Month.keys(buyer, m, as_of)])
+    months = [_Month(state, buyer, m, as_of, included, values) for m in window]
+    _prefetch(state, [(m, s) for m in months for s in sorted(related & m.names)])
+    bands = [_Band([0, 0, 0, 0, 0], set(), 0, 0, []) for _ in _BAND_LIMITS]
+    for month in months:
+        age = now - month_index(month.month)
+        bands[next(i for i, limit in enumerate(_BAND_LIMITS) if age < limit)].add(
+            month, related)
     # Windows are cumulative unions of the bands: 3, 6, 12 then 24 months.
-    windows: list[dict[str, _Sums]] = []
-    running: dict[str, _Sums] = {}
-    for band_sums in bands:
-        running = _merged(running, band_sums)
-        windows.append(running)
     cap = policy.supplier_cap_percent
     trend = tuple(TrendPoint(span, out.score, out.invoices)
-                  for span, out in ((span, _evaluate(w, cap))
-                                    for span, w in zip(TREND_MONTHS, windows[:3], strict=True)))
-    main = _evaluate(windows[3], cap)
+                  for span, out in ((span, _evaluate(state, bands[:i + 1], cap, related))
+                                    for i, span in enumerate(TREND_MONTHS)))
+    main = _evaluate(state, bands, cap, related)
     if main.score is None or main.factors is None:
         return Insufficient(buyer, as_of, height, main.invoices, main.suppliers, main.reason,
                             trend, policy)
     return Rating(buyer, as_of, height, main.score, band(main.score), main.factors, trend,
                   policy)
-
-
-def _merged(base: Mapping[str, _Sums], more: Mapping[str, _Sums]) -> dict[str, _Sums]:
-    """A new per-supplier sum map: ``base`` plus ``more`` (neither is changed)."""
-    out = {s: list(v) for s, v in base.items()}
-    for supplier, vals in more.items():
-        acc = out.get(supplier)
-        if acc is None:
-            out[supplier] = list(vals)
-            continue
-        for i in range(5):
-            acc[i] += vals[i]
-        acc[5] = max(acc[5], vals[5])
-    return out

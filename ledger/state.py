@@ -8,7 +8,7 @@ object it read, and the bytes feed the state root unchanged.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from ledger.encoding import canonical, loads_trusted
@@ -31,6 +31,17 @@ def scan_raw(reader: StateReader, prefix: str) -> dict[str, bytes]:
         raise TypeError(f"{type(reader).__name__} cannot scan state by prefix")
     found: dict[str, bytes] = scan(prefix)
     return found
+
+
+def read_many(reader: StateReader, keys: Sequence[str]) -> dict[str, bytes | None]:
+    """The values of ``keys`` (``None`` where absent): in one round trip when the
+    reader can (a :class:`CachedState`'s ``get_many``, a store's ``get_raw_many``),
+    else key by key."""
+    many = getattr(reader, "get_many", None) or getattr(reader, "get_raw_many", None)
+    if many is not None:
+        found: dict[str, bytes | None] = many(keys)
+        return found
+    return {key: reader.get_raw(key) for key in keys}
 
 
 class MemoryState:

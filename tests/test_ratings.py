@@ -290,13 +290,26 @@ def test_state_layout_matches_the_spec_example() -> None:
     assert chain.get("ratings/buyer/buyer-a") == {
         "buyer": "buyer-a", "months": ["2026-03", "2026-04", "2026-05"],
         "updated": "2026-05-07"}
+    # Month records: per class the summary (agg: w vn late ontime n ow on owd summed,
+    # then the largest w + ow of a supplier; names with their w and ow; rankings).
     assert chain.get("ratings/month/buyer-a/2026-04") == {"i": {
-        "supplier-a": "50000 258000000 1050000 0 1 21 0 0 0 0",
-        "supplier-b": "150000 1134000000 0 150000 1 0 0 0 0 0"}}
+        "agg": "200000 1392000000 1050000 150000 2 0 0 0 150000",
+        "names": "supplier-a supplier-b", "wow": "50000 0 150000 0",
+        "worst": "21 supplier-a", "first": ""}}
     assert chain.get("ratings/month/buyer-a/2026-05") == {"i": {
-        "supplier-b": "20000 132160000 40000 0 1 2 50000 0 250000 5"}}
-    assert chain.get("ratings/days/buyer-a/2026-05") == {"supplier-b": {"i": "5 50000 0"}}
-    assert chain.get("ratings/late/buyer-a/2026-04/supplier-a") == {"i": "21 1"}
+        "agg": "20000 132160000 40000 0 1 50000 0 250000 70000",
+        "names": "supplier-b", "wow": "20000 50000",
+        "worst": "2 supplier-b", "first": "5 supplier-b"}}
+    assert chain.get("ratings/days/buyer-a/2026-05") == {"i": "5 50000 0"}
+    # Supplier records: vector w ow worst first vn late ontime n on owd, the late
+    # delays and the day map.
+    assert chain.get("ratings/supplier/buyer-a/2026-04/supplier-a") == {"i": {
+        "vec": "50000 0 21 0 258000000 1050000 0 1 0 0", "late": "21 1"}}
+    assert chain.get("ratings/supplier/buyer-a/2026-04/supplier-b") == {"i": {
+        "vec": "150000 0 0 0 1134000000 0 150000 1 0 0"}}
+    assert chain.get("ratings/supplier/buyer-a/2026-05/supplier-b") == {"i": {
+        "vec": "20000 50000 2 5 132160000 40000 0 1 0 250000", "late": "2 1",
+        "days": "5 50000 0"}}
     assert chain.get("ratings/exp/invoice/A3") == {
         "buyer": "buyer-a", "cls": "i", "late_days": [2], "month": "2026-05",
         "open": [5, 50_000, 0], "settled": [20_000, 132_160_000, 40_000, 0, 1],
@@ -492,7 +505,7 @@ def test_months_leaving_the_window_are_pruned_and_queries_cannot_go_back() -> No
                       on=date(2024, 1, 1))
     chain.pay("O0", 10_000, "2024-03-01")                   # 46 days late
     assert month_keys(chain, "buyer-a") == ["2024-01", "2024-02", "2024-03"]
-    assert chain.get("ratings/late/buyer-a/2024-01/supplier-a") == {"i": "46 1"}
+    assert chain.get("ratings/supplier/buyer-a/2024-01/supplier-a")["i"]["late"] == "46 1"
     # As of 2026-01-31 the window starts in 2024-02: O1 and O2 are open and more than
     # 180 days late (v = 0), two invoices: no score.
     assert chain.rate("buyer-a", "2026-01-31").invoices == 2  # type: ignore[union-attr]
@@ -500,7 +513,7 @@ def test_months_leaving_the_window_are_pruned_and_queries_cannot_go_back() -> No
     chain.invoice("O3", "buyer-a", "supplier-d", 10_000, "2026-02-09", on=date(2026, 2, 10))
     assert month_keys(chain, "buyer-a") == ["2024-03", "2026-02"]
     assert chain.get("ratings/buyer/buyer-a")["months"] == ["2024-03", "2026-02"]
-    assert chain.get("ratings/late/buyer-a/2024-01/supplier-a") is None
+    assert chain.get("ratings/supplier/buyer-a/2024-01/supplier-a") is None
     # A late payment of O1 (due 2024-02) no longer writes anything for its month.
     chain.pay("O1", 10_000, "2026-02-10")
     assert month_keys(chain, "buyer-a") == ["2024-03", "2026-02"]
@@ -510,6 +523,49 @@ def test_months_leaving_the_window_are_pruned_and_queries_cannot_go_back() -> No
     with pytest.raises(Conflict) as err:
         chain.rate("buyer-a", "2026-02-09")
     assert err.value.code == "as_of_before_state"
+
+
+def assert_summaries_match_the_vectors(chain: Chain) -> None:
+    """Every class summary and summed day map, kept incrementally, equals its
+    recomputation from the supplier records (specs/ratings.md#state)."""
+    records = {k: loads(v) for k, v in chain.state.items.items() if k.startswith("ratings/")}
+    checked = 0
+    for key, record in records.items():
+        if not key.startswith("ratings/month/"):
+            continue
+        _, _, buyer, month = key.split("/")
+        days: dict[str, dict[int, list[int]]] = {}
+        for cls, entry in record.items():
+            names = entry["names"].split()
+            assert names == sorted(names) and names, key
+            vectors = {s: [int(x) for x in
+                           records[f"ratings/supplier/{buyer}/{month}/{s}"][cls]["vec"].split()]
+                       for s in names}
+            sums = [sum(v[i] for v in vectors.values()) for i in rt.SUM_FIELDS]
+            top = max(v[rt.W] + v[rt.OW] for v in vectors.values())
+            assert entry["agg"] == " ".join(map(str, [*sums, top])), key
+            assert entry["wow"] == " ".join(f"{v[rt.W]} {v[rt.OW]}" for v in vectors.values())
+            worst = sorted((-v[rt.WORST], s) for s, v in vectors.items() if v[rt.WORST])
+            assert entry["worst"] == " ".join(f"{-d} {s}" for d, s in worst), key
+            first = sorted((v[rt.FIRST], s) for s, v in vectors.items() if v[rt.FIRST])
+            assert entry["first"] == " ".join(f"{t} {s}" for t, s in first), key
+            for s in names:
+                nums = [int(x) for x in records[f"ratings/supplier/{buyer}/{month}/{s}"][cls]
+                        .get("days", "").split()]
+                for day, w, n in zip(nums[0::3], nums[1::3], nums[2::3], strict=True):
+                    acc = days.setdefault(cls, {}).setdefault(day, [0, 0])
+                    acc[0] += w
+                    acc[1] += n
+            checked += 1
+        summed = records.get(f"ratings/days/{buyer}/{month}", {})
+        assert summed == {cls: " ".join(f"{d} {w} {n}" for d, (w, n) in sorted(m.items()))
+                          for cls, m in days.items()}, key
+    suppliers = {k for k in records if k.startswith("ratings/supplier/")}
+    listed = {f"ratings/supplier/{k.split('/')[2]}/{k.split('/')[3]}/{s}"
+              for k, r in records.items() if k.startswith("ratings/month/")
+              for e in r.values() for s in e["names"].split()}
+    assert suppliers == listed
+    assert checked > 50
 
 
 def month_keys(chain: Chain, buyer: str) -> list[str]:
@@ -614,7 +670,9 @@ def test_sums_beyond_two_to_the_53_are_exact() -> None:
         chain.pay(f"H-{seller}", big, paid)
     # 84 x v x 2**51 passes 2**53 - 1; aggregate vectors are decimal strings, exact.
     record = chain.get("ratings/month/buyer-a/2026-03")
-    assert record["i"]["supplier-a"].split()[:2] == [str(big), str(big * 6720)]
+    vector = chain.get("ratings/supplier/buyer-a/2026-03/supplier-a")["i"]["vec"].split()
+    assert [vector[rt.W], vector[rt.VN]] == [str(big), str(big * 6720)]
+    assert record["i"]["agg"].split()[:2] == [str(3 * big), str(big * (6720 * 2 + 5880))]
     # (80 + 80 + 70) / 3 = 76.67 -> 77.
     result = chain.rate("buyer-a", "2026-04-01")
     assert isinstance(result, rt.Rating) and result.score == 77
@@ -797,6 +855,7 @@ def test_random_history_matches_the_reference_implementation() -> None:
     # Bounded state: at most the 24 months of the window plus months due ahead.
     for buyer in ("buyer-a", "buyer-b", "buyer-c", "trader-x"):
         assert len(month_keys(chain, buyer)) <= 24 + 4
+    assert_summaries_match_the_vectors(chain)
     # A rebuild from the blocks gives byte-identical ratings state.
     rebuilt = MemoryState(chain.genesis_writes)
     for txs, ctx in chain.blocks:
@@ -940,10 +999,10 @@ class CountingReader:
 
     def __init__(self, state: Any) -> None:
         self.state = state
-        self.reads = 0
+        self.keys: list[str] = []
 
     def get_raw(self, key: str) -> bytes | None:
-        self.reads += 1
+        self.keys.append(key)
         raw: bytes | None = self.state.get_raw(key)
         return raw
 
@@ -952,14 +1011,25 @@ def test_a_query_reads_a_bounded_number_of_records() -> None:
     chain = Chain()
     count = simulate(chain, random.Random(7), blocks=200, check=lambda _day: None)
     assert count > 1500
+    policy = rt.policy_from_state(chain.state)
     for buyer in ("buyer-a", "buyer-b", "buyer-c", "trader-x"):
+        related = policy.related_to(buyer)
+        suppliers = {k.split("/")[4] for k in chain.state.items
+                     if k.startswith(f"ratings/supplier/{buyer}/")}
         for later in (0, 3, 16, 45, 200):
             reader = CountingReader(chain.state)
-            rt.rating(reader, buyer, chain.today + timedelta(days=later), chain.height)
-            # Header, consortium, <= 24 months plus months due ahead, <= 5 day maps.
+            result = rt.rating(reader, buyer, chain.today + timedelta(days=later),
+                               chain.height)
+            capped = result.factors.capped_suppliers if isinstance(result, rt.Rating) else 0
+            # Header, consortium, <= 24 months plus months due ahead, <= 5 day maps,
+            # each read once; supplier records only of related parties, of capped
+            # suppliers, and of suppliers open in the <= 5 day-map months.
             months = len(chain.get(rt.buyer_key(buyer))["months"])
             assert months <= 24 + 4
-            assert reader.reads <= 2 + months + 5
+            assert len(reader.keys) == len(set(reader.keys))
+            own = [k for k in reader.keys if k.startswith("ratings/supplier/")]
+            assert len(reader.keys) - len(own) <= 2 + months + 5
+            assert len(own) <= months * (len(related) + capped) + 5 * len(suppliers)
 
 
 def summary(result: rt.Rating | rt.Insufficient) -> dict[str, Any]:
