@@ -135,13 +135,17 @@ def cap_factors(weights: Mapping[str, int], cap_percent: int) -> dict[str, Fract
     return {s: (level / w if s in names else Fraction(1)) for s, w in positive.items()}
 
 
-def _cap(weights: Mapping[str, int], cap_percent: int
-         ) -> tuple[Fraction, frozenset[str]] | None:
-    """(level L, the capped suppliers) per :func:`cap_factors`; None if the cap cannot hold."""
+def _cap(weights: Mapping[str, int], cap_percent: int, *, total: int | None = None,
+         others: int = 0) -> tuple[Fraction, frozenset[str]] | None:
+    """(level L, the capped suppliers) per :func:`cap_factors`; None if the cap cannot hold.
+
+    ``weights`` may leave out suppliers that cannot be capped: ``total`` is then
+    the weight of all of them and ``others`` how many were left out.
+    """
     if cap_percent >= 100:
         return Fraction(0), frozenset()
     order = sorted(weights, key=lambda s: (-weights[s], s))
-    rest = sum(weights.values())
+    rest = sum(weights.values()) if total is None else total
     for k, supplier in enumerate(order):
         if k * cap_percent >= 100:
             break
@@ -149,6 +153,11 @@ def _cap(weights: Mapping[str, int], cap_percent: int
         if weights[supplier] <= level:
             return level, frozenset(order[:k])
         rest -= weights[supplier]
+    else:
+        # Every listed supplier passes its level: the first left out stops the filling.
+        if others and len(order) * cap_percent < 100:
+            return (Fraction(cap_percent * rest, 100 - len(order) * cap_percent),
+                    frozenset(order))
     return None
 
 
@@ -803,12 +812,13 @@ class _Month:
     needed: related parties, capped suppliers.
     """
 
-    def __init__(self, state: StateReader, buyer: str, month: str, as_of: date,
+    def __init__(self, state: StateReader, buyer: str, month: str,
+                 geometry: tuple[int, int, tuple[int, int] | None, bool],
                  classes: tuple[str, ...], values: Mapping[str, bytes | None]) -> None:
-        """``values`` holds the raw month record and, when :meth:`keys` asked for
-        it, the summed day map."""
+        """``geometry`` is :func:`_geometry` of the month; ``values`` holds the raw
+        month record and, when the geometry needs it, the summed day map."""
         self.state, self.buyer, self.month = state, buyer, month
-        self.length, self.k, self.linear, needs_days = _geometry(month, as_of)
+        self.length, self.k, self.linear, needs_days = geometry
         self.d_hi = self.k - 1
         self.fully_due = self.k - self.length >= 1
         raw = values[month_key(buyer, month)]
@@ -823,14 +833,6 @@ class _Month:
                                for name in entry["names"].split())
         self._vtable: list[int] | None = None
         self._records: dict[str, dict[str, dict[str, str]]] = {}
-
-    @staticmethod
-    def keys(buyer: str, month: str, as_of: date) -> list[str]:
-        """The keys a query reads for ``month``: its record, and its summed day map
-        where v bends inside it."""
-        if _geometry(month, as_of)[3]:
-            return [month_key(buyer, month), days_key(buyer, month)]
-        return [month_key(buyer, month)]
 
     def _record(self, supplier: str) -> dict[str, dict[str, str]]:
         """The supplier's record of this month (read once; see :func:`_prefetch`)."""
@@ -921,20 +923,28 @@ class _Month:
             out[4] += n
         return out
 
-    def weights(self, into: dict[str, int], related: frozenset[str]) -> None:
-        """Add each unrelated supplier's counted weight (paid, and open past due) to
-        ``into``."""
+    def bounds(self, lo: dict[str, int], hi: dict[str, int], related: frozenset[str]
+               ) -> None:
+        """Add each unrelated supplier's counted weight to ``lo`` (paid, and open in a
+        linear month) and an upper bound of it to ``hi`` (plus all its open weight in
+        a day-map month)."""
         for entry in self.entries:
             wow = _ints(entry["wow"])
-            ows = wow[1::2] if self.linear is not None else [0] * (len(wow) // 2)
-            for supplier, w, ow in zip(entry["names"].split(), wow[0::2], ows, strict=True):
-                if supplier not in related:
-                    into[supplier] = into.get(supplier, 0) + w + ow
-        if self.days is not None:  # open amounts of some days: the suppliers' day maps
-            for supplier in sorted(self._open_before(self.d_hi, related)):
-                record = self._record(supplier)
-                into[supplier] = into.get(supplier, 0) + self._open_days(
-                    {cls: entry.get("days") for cls, entry in record.items()})[0]
+            for supplier, w, ow in zip(entry["names"].split(), wow[0::2], wow[1::2],
+                                       strict=True):
+                if supplier in related:
+                    continue
+                base = w + ow if self.linear is not None else w
+                lo[supplier] = lo.get(supplier, 0) + base
+                hi[supplier] = hi.get(supplier, 0) + (base + ow if self.days is not None
+                                                      else base)
+
+    def open_weight(self, supplier: str) -> int:
+        """The past-due open weight of a supplier in a day-map month (0 elsewhere)."""
+        if self.days is None or supplier not in self.names:
+            return 0
+        record = self._record(supplier)
+        return self._open_days({cls: entry.get("days") for cls, entry in record.items()})[0]
 
     def _open_before(self, day: int, related: frozenset[str]) -> set[str]:
         """The unrelated suppliers with an open amount due on or before ``day``."""
@@ -986,18 +996,19 @@ class _Band:
     bound: int
     worst: int
     months: list[_Month]
-    _weights: dict[str, int] | None = None
+    _bounds: tuple[dict[str, int], dict[str, int]] | None = None
     _own: dict[str, list[int]] = field(default_factory=dict)
 
-    def weights(self, state: StateReader, related: frozenset[str]) -> dict[str, int]:
-        """Each unrelated supplier's counted weight in the band (computed once)."""
-        if self._weights is None:
-            self._weights = {}
-            _prefetch(state, [(m, s) for m in self.months if m.days is not None
-                              for s in sorted(m._open_before(m.d_hi, related))])
+    def bounds(self, related: frozenset[str]) -> tuple[dict[str, int], dict[str, int]]:
+        """Each unrelated supplier's weight without the day-map months' open amounts,
+        and with all of them: the bounds of its weight in the band (computed once)."""
+        if self._bounds is None:
+            lo: dict[str, int] = {}
+            hi: dict[str, int] = {}
             for month in self.months:
-                month.weights(self._weights, related)
-        return self._weights
+                month.bounds(lo, hi, related)
+            self._bounds = lo, hi
+        return self._bounds
 
     def own(self, supplier: str) -> list[int]:
         """One supplier's (w, vn, late, ontime, n) in the band (computed once)."""
@@ -1017,6 +1028,35 @@ class _Band:
         self.suppliers |= month.counted(related)
         self.worst = max(self.worst, month.worst(related))
         self.months.append(month)
+
+
+def _weigh(state: StateReader, bands: list[_Band], cap_percent: int, total: int,
+           suppliers: int, related: frozenset[str]) -> tuple[Fraction, frozenset[str]] | None:
+    """The cap's (level, capped suppliers) over ``bands``, as :func:`_cap` gives it over
+    every supplier's exact weight, weighing exactly only the suppliers that may be capped.
+
+    At most ``m`` suppliers can be capped (``m * cap < 100``), and every level of
+    the water-filling is at least ``cap * (total - the m largest upper bounds)``
+    / 100. A supplier whose upper bound stays under that is never capped and
+    never reached before the filling stops, so only the others are weighed
+    (their open amounts in day-map months read from their own records).
+    """
+    lo: dict[str, int] = {}
+    hi: dict[str, int] = {}
+    for b in bands:
+        b_lo, b_hi = b.bounds(related)
+        for supplier, w in b_lo.items():
+            lo[supplier] = lo.get(supplier, 0) + w
+        for supplier, w in b_hi.items():
+            hi[supplier] = hi.get(supplier, 0) + w
+    most = -(-100 // cap_percent) - 1  # the largest m with m * cap < 100
+    floor = cap_percent * (total - sum(sorted(hi.values(), reverse=True)[:most]))
+    candidates = sorted(s for s, w in hi.items() if 100 * w > floor)
+    months = [m for b in bands for m in b.months]
+    _prefetch(state, [(m, s) for m in months if m.days is not None for s in candidates])
+    exact = {s: lo[s] + sum(m.open_weight(s) for m in months) for s in candidates}
+    exact = {s: w for s, w in exact.items() if w > 0}
+    return _cap(exact, cap_percent, total=total, others=suppliers - len(exact))
 
 
 @dataclass
@@ -1042,11 +1082,7 @@ def _evaluate(state: StateReader, bands: list[_Band], cap_percent: int,
     # No supplier can pass the cap when the bounds of its weight stay under it;
     # otherwise weigh every supplier (specs/ratings.md#query, step 4).
     if cap_percent < 100 and 100 * sum(b.bound for b in bands) > cap_percent * totals[0]:
-        weights: dict[str, int] = {}
-        for b in bands:
-            for supplier, w in b.weights(state, related).items():
-                weights[supplier] = weights.get(supplier, 0) + w
-        capped = _cap({s: w for s, w in weights.items() if w > 0}, cap_percent)
+        capped = _weigh(state, bands, cap_percent, totals[0], suppliers, related)
         if capped is None:
             return _Outcome(invoices, suppliers, None,
                             f"insufficient history: no supplier may carry more than "
@@ -1107,8 +1143,10 @@ def rating(state: StateReader, buyer: str, as_of: date, height: int, *,
               if now - month_index(m) < WINDOW_MONTHS]
     # The month records and summed day maps in one read, then the related
     # parties' own records in another.
-    values = read_many(state, [k for m in window for k in _Month.keys(buyer, m, as_of)])
-    months = [_Month(state, buyer, m, as_of, included, values) for m in window]
+    geometry = {m: _geometry(m, as_of) for m in window}
+    values = read_many(state, [k for m in window for k in (
+        (month_key(buyer, m), days_key(buyer, m)) if geometry[m][3] else (month_key(buyer, m),))])
+    months = [_Month(state, buyer, m, geometry[m], included, values) for m in window]
     _prefetch(state, [(m, s) for m in months for s in sorted(related & m.names)])
     bands = [_Band([0, 0, 0, 0, 0], set(), 0, 0, []) for _ in _BAND_LIMITS]
     for month in months:

@@ -247,6 +247,22 @@ def test_cap_factors_meet_the_cap_and_match_the_reference(weights: dict[str, int
     assert all(0 <= f <= 1 for f in factors.values())
 
 
+@given(st.dictionaries(st.sampled_from("abcdefghijkl"),
+                       st.tuples(st.integers(1, 10**6), st.integers(0, 10**6)), min_size=1),
+       st.integers(1, 100))
+def test_weighing_only_the_suppliers_that_may_be_capped_gives_the_same_cap(
+        bounds: dict[str, tuple[int, int]], cap: int) -> None:
+    # Each supplier's exact weight w and an upper bound w + slack, as a query sees
+    # them before reading day maps (specs/ratings.md#query, step 4).
+    exact = {s: w for s, (w, _slack) in bounds.items()}
+    total = sum(exact.values())
+    most = -(-100 // cap) - 1
+    floor = cap * (total - sum(sorted((w + d for w, d in bounds.values()), reverse=True)[:most]))
+    candidates = {s: w for s, (w, d) in bounds.items() if 100 * (w + d) > floor}
+    assert rt._cap(candidates, cap, total=total, others=len(exact) - len(candidates)) == \
+        rt._cap(exact, cap)
+
+
 # -- hand-computed histories ---------------------------------------------------------
 
 
