@@ -171,11 +171,15 @@ class StoredTx:
 
         return leaf_bytes(self.body, self.signatures)
 
+    @staticmethod
+    def parse_signatures(stored: bytes) -> tuple[TxSignature, ...]:
+        return tuple(TxSignature(s["key_id"], bytes.fromhex(s["signature"]))
+                     for s in loads(stored))
+
     @classmethod
     def from_row(cls, row: TxRow) -> StoredTx:
-        sigs = tuple(TxSignature(s["key_id"], bytes.fromhex(s["signature"]))
-                     for s in loads(row.signatures))
-        return cls(row.seq, row.height, row.tx_id, row.type, row.author, row.body, sigs)
+        return cls(row.seq, row.height, row.tx_id, row.type, row.author, row.body,
+                   cls.parse_signatures(row.signatures))
 
 
 def make_engine(url: str) -> Engine:
@@ -222,6 +226,8 @@ class Store:
         self._locate_sql = f"SELECT seq, height FROM tx WHERE tx_id = {mark}"
         self._receipt_sql = f"SELECT code, message FROM receipt WHERE tx_id = {mark}"
         self._body_sql = f"SELECT body FROM tx WHERE tx_id = {mark}"
+        self._tx_sql = ("SELECT seq, height, tx_id, type, author, body, signatures FROM tx "
+                        f"WHERE tx_id = {mark}")
         self._range_sql = (f"SELECT key, value FROM state WHERE key >= {mark} AND key < {mark} "
                            f"ORDER BY key LIMIT {mark}")
 
@@ -299,9 +305,14 @@ class Store:
                                                                  stored.signatures]}})
 
     def tx_by_id(self, tx_id: str) -> StoredTx | None:
-        with self.session() as s:
-            row = s.exec(select(TxRow).where(TxRow.tx_id == tx_id)).first()
-            return None if row is None else StoredTx.from_row(row)
+        """A committed transaction by its id, by a prepared point query (every read of
+        a record and every status poll of a committed one comes here)."""
+        row = self._point(self._tx_sql, tx_id)
+        if row is None:
+            return None
+        seq, height, found, tx_type, author, body, signatures = row
+        return StoredTx(int(seq), int(height), str(found), str(tx_type), str(author),
+                        bytes(body), StoredTx.parse_signatures(bytes(signatures)))
 
     def tx_by_seq(self, seq: int) -> StoredTx | None:
         with self.session() as s:
