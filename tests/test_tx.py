@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ledger.encoding import canonical
 from ledger.errors import MalformedRecord, VerificationError
+from ledger.hashing import parse_hex
 from ledger.keys import Domain, SigningKey
 from ledger.tx import SignedTx, add_signature, make_body, sign_tx, verify_tx_signatures
 
@@ -147,3 +151,18 @@ def test_editing_the_wire_form_does_not_edit_the_transaction() -> None:
     wire["payload"]["total"] = 1
     assert tx.body.payload["total"] == 1000
     assert SignedTx.from_wire(tx.to_wire()) == tx
+
+
+_HEX_PAIRS = re.compile(r"(?:[0-9a-f]{2})*")  # the literal rule, as a reference
+
+
+@given(st.one_of(st.text(alphabet="0123456789abcdefABCDEF \t\n\u0661xg", max_size=8),
+                 st.text(max_size=8), st.binary(max_size=8).map(bytes.hex)))
+def test_hex_fields_take_exactly_lower_case_digit_pairs(value: str) -> None:
+    try:
+        parse_hex(value, field="f")
+        accepted = True
+    except MalformedRecord as exc:
+        assert (exc.field, exc.rule) == ("f", "hex")
+        accepted = False
+    assert accepted == bool(_HEX_PAIRS.fullmatch(value))

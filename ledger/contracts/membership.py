@@ -341,6 +341,8 @@ def _new_key(ctx: TxContext, org_id: str, public: str, kind: str) -> str:
     roles={"*"},
     summary="An organisation's admin enrols a member, admin or node key of its own.",
     public=True,
+    # The new key's record, read to refuse a duplicate.
+    prefetch=lambda p: [Keys.key(key_id(bytes.fromhex(p.public_key)))],
 )
 def apply_key_enrol(ctx: TxContext, p: KeyEnrolPayload) -> None:
     _require_admin_of(ctx, p.org)
