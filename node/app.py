@@ -130,18 +130,10 @@ def create_app(node: LedgerNode, *, max_request_bytes: int = 4 * 1024 * 1024,
     @app.post(f"{v1}/tx/batch", status_code=202, tags=["transactions"])
     async def submit_batch(request: Request, caller: Caller = Depends(member)) -> Response:
         """Submit up to ``max_batch`` transactions; each gets its own result."""
-        wire = await _json_body(request, max_request_bytes)
-        if not isinstance(wire, dict) or set(wire) != {"transactions"}:
-            raise MalformedRecord('body must be {"transactions": [...]}', field="transactions",
-                                  rule="required")
-        txs = wire["transactions"]
-        if not isinstance(txs, list) or not txs:
-            raise MalformedRecord("must be a non-empty list", field="transactions",
-                                  rule="list")
-        if len(txs) > max_batch:
-            raise MalformedRecord(f"at most {max_batch} transactions per batch",
-                                  field="transactions", rule="max_items")
-        return _json({"results": await node.submit_many_async(txs)}, 202)
+        raw = await read_body(request, max_request_bytes)
+        if not raw:
+            raise MalformedRecord("a JSON body is required", field="body", rule="required")
+        return _json({"results": await node.submit_body_async(raw, max_batch)}, 202)
 
     # Status polls are the node's hottest read: the answer is encoded here
     # (as FastAPI would encode it) rather than validated against the declared

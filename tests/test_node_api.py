@@ -71,6 +71,45 @@ def test_batch_submission_reports_each_item(api: Any, demo_consortium: Any) -> N
         assert client.wait(tx.tx_id_hex, timeout=10)["status"] == "committed"
 
 
+def test_a_batch_parsed_in_the_worker_process_gets_the_same_answers(
+        api: Any, demo_consortium: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Large batch bodies are parsed in the worker process (node.service.parse_batch):
+    # each item's result and each malformed body's error are those of the node's
+    # own parse. Run the same requests both ways and compare.
+    import node.service as service
+
+    http, client, _node = api
+    good = [enrol_tx(demo_consortium, "supplier-hcm") for _ in range(3)]
+    bad_kind = enrol_tx(demo_consortium, "supplier-hcm").to_wire()  # never queued
+    bad_kind["body"]["payload"]["kind"] = "superuser"
+    bad_sig = good[1].to_wire()
+    bad_sig["signatures"][0]["signature"] = "zz"
+    items = [t.to_wire() for t in good] + [bad_kind, bad_sig, {"body": 1}]
+    bodies = [json.dumps({"transactions": items}), "[1, 2", "[]",
+              json.dumps({"transactions": []}), json.dumps({"transactions": [1] * 51}),
+              json.dumps({"transactions": items, "more": 1})]
+    answers = []
+    for threshold in (10**9, 0):  # in process, then in the worker
+        monkeypatch.setattr(service, "PARALLEL_PARSE_BYTES", threshold)
+        answers.append([http.post("/v1/tx/batch", content=b,
+                                  headers={"content-type": "application/json"})
+                        for b in bodies])
+        for tx in good:
+            assert client.wait(tx.tx_id_hex, timeout=10)["status"] == "committed"
+    here, worker = answers
+    # The good ones were queued the first time, and are known the second.
+    assert here[0].json()["results"][3:] == worker[0].json()["results"][3:]
+    for a, b in zip(here[1:], worker[1:], strict=True):
+        assert (a.status_code, a.json()) == (b.status_code, b.json())
+    first = here[0].json()["results"]
+    assert [r["status"] for r in first[:3]] == ["pending"] * 3
+    assert [r.get("field") for r in first[3:]] == [
+        "transactions[3].body.payload.kind", "transactions[4].signatures[0].signature",
+        "transactions[5].signatures"]
+    assert [r["status"] for r in worker[0].json()["results"][:3]] == ["committed"] * 3
+    assert [a.status_code for a in here[1:]] == [400] * 5
+
+
 def test_reused_nonce_is_refused_with_a_clear_code(api: Any, demo_consortium: Any) -> None:
     _http, client, _node = api
     _c, genesis, orgs = demo_consortium
