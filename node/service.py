@@ -126,6 +126,11 @@ def parse_batch(body: bytes, max_batch: int) -> list[SignedTx | dict[str, Any]] 
         wires = batch_items(loads(body), max_batch)
     except LedgerError:
         return None
+    return parse_items(wires)
+
+
+def parse_items(wires: Sequence[object]) -> list[SignedTx | dict[str, Any]]:
+    """Each batch item as its :class:`SignedTx`, or its refusal."""
     out: list[SignedTx | dict[str, Any]] = []
     for i, wire in enumerate(wires):
         try:
@@ -440,12 +445,7 @@ class LedgerNode:
     def _intake_start(self, wires: Sequence[object]) -> _Intake:
         """Parse and precheck a batch; collect the signatures left to verify."""
         started = time.thread_time()
-        items: list[SignedTx | dict[str, Any]] = []
-        for i, wire in enumerate(wires):
-            try:
-                items.append(SignedTx.from_wire(wire))
-            except LedgerError as exc:
-                items.append(refusal(i, exc))
+        items = parse_items(wires)
         self.cpu.intake += time.thread_time() - started
         return self._intake_parsed(items)
 
