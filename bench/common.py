@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -72,6 +73,17 @@ def parallel_raw_verify_rate(processes: int, n: int = 20_000) -> float:
     with ProcessPoolExecutor(max_workers=processes) as pool:
         list(pool.map(_verify_worker, [100] * processes))  # start them first
         return float(sum(pool.map(_verify_worker, [n] * processes)))
+
+
+def steal_ms() -> float:
+    """CPU time the hypervisor took from this virtual machine so far (all CPUs,
+    ms; /proc/stat ``steal``): a rise during a timed loop marks figures other
+    guests inflated."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(fields[8]) * 1000 / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def report(title: str, rows: list[tuple[str, str, str]], data: dict[str, Any]) -> None:
