@@ -16,7 +16,15 @@ from ledger.encoding import canonical
 from ledger.errors import MalformedRecord, VerificationError
 from ledger.hashing import parse_hex
 from ledger.keys import Domain, SigningKey
-from ledger.tx import SignedTx, add_signature, make_body, sign_tx, verify_tx_signatures
+from ledger.tx import (
+    SignedTx,
+    TxSignature,
+    add_signature,
+    leaf_bytes,
+    make_body,
+    sign_tx,
+    verify_tx_signatures,
+)
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 BUYER = SigningKey(bytes([1]) * 32)
@@ -166,3 +174,15 @@ def test_hex_fields_take_exactly_lower_case_digit_pairs(value: str) -> None:
         assert (exc.field, exc.rule) == ("f", "hex")
         accepted = False
     assert accepted == bool(_HEX_PAIRS.fullmatch(value))
+
+
+@given(st.lists(st.tuples(st.one_of(st.text(alphabet="0123456789abcdef", min_size=32,
+                                            max_size=32),
+                                    st.text(max_size=12)),
+                          st.binary(min_size=64, max_size=64)), max_size=4))
+def test_stored_signatures_are_their_canonical_form(pairs: list[tuple[str, bytes]]) -> None:
+    # The leaf's signatures member is written directly for the usual key ids; any
+    # key id, usual or not, gives exactly canonical([{key_id, signature}, ...]).
+    sigs = tuple(TxSignature(kid, raw) for kid, raw in pairs)
+    expected = canonical([s.to_wire() for s in sigs])
+    assert leaf_bytes(b"{}", sigs) == b'{"body":{},"signatures":' + expected + b"}"
