@@ -809,7 +809,8 @@ class _Month:
     ``84 v(d) = A + B d`` (the open summaries then suffice); the summed day
     maps are read when some day is past due and the month is not linear.
     Supplier records are read only for the suppliers whose own sums are
-    needed: related parties, capped suppliers.
+    needed (related parties, capped suppliers) and, in day-map months, for
+    the suppliers weighed exactly when the cap may bind.
     """
 
     def __init__(self, state: StateReader, buyer: str, month: str,
