@@ -53,7 +53,7 @@ from ledger.contracts import INDEXERS
 from ledger.encoding import canonical, loads_trusted
 from ledger.executor import BlockContext, VerifiedSignatures, execute_block
 from ledger.keys import SigningKey
-from ledger.state import MemoryState
+from ledger.state import MemoryState, StateReader
 from ledger.store import Store
 from ledger.tx import SignedTx, make_body, sign_tx
 
@@ -142,7 +142,7 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
             ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))])
 
 
-def time_queries(reader: rt.StateReader, queries: int, seed: int = 11
+def time_queries(reader: StateReader, queries: int, seed: int = 11
                  ) -> tuple[float, float, rt.Rating | rt.Insufficient]:
     rng = random.Random(seed)
     as_ofs = [AS_OF + timedelta(days=rng.randint(0, 60)) for _ in range(queries)]

@@ -33,7 +33,7 @@ from typing import Any, Final, Literal, Protocol
 
 from ledger.encoding import MAX_SAFE_INTEGER, loads_trusted
 from ledger.errors import Conflict, MalformedRecord
-from ledger.state import read_many
+from ledger.state import StateReader, read_many
 
 # -- the formula (specs/ratings.md#formula) -----------------------------------------
 
@@ -243,12 +243,6 @@ class RatingPolicy:
             "supplier_cap_percent": self.supplier_cap_percent,
             "count_overdue_certificates": self.count_overdue_certificates,
         }
-
-
-class StateReader(Protocol):
-    def get_raw(self, key: str) -> bytes | None:
-        """The canonical bytes under ``key``, or ``None`` (MemoryState, Overlay, Store)."""
-        ...
 
 
 def _get(state: StateReader, key: str) -> Any:
@@ -916,8 +910,7 @@ class _Month:
                 out[2] += self.k * v[OW] - v[OWD]
                 out[4] += v[ON]
         if self.days is not None:
-            w, vn, late, n = self._open_days(
-                {cls: entry.get("days") for cls, entry in record.items()})
+            w, vn, late, n = self._own_open_days(supplier)
             out[0] += w
             out[1] += vn
             out[2] += late
@@ -944,8 +937,12 @@ class _Month:
         """The past-due open weight of a supplier in a day-map month (0 elsewhere)."""
         if self.days is None or supplier not in self.names:
             return 0
+        return self._own_open_days(supplier)[0]
+
+    def _own_open_days(self, supplier: str) -> list[int]:
+        """(w, vn, late, n) of the past-due days of the supplier's own day maps."""
         record = self._record(supplier)
-        return self._open_days({cls: entry.get("days") for cls, entry in record.items()})[0]
+        return self._open_days({cls: entry.get("days") for cls, entry in record.items()})
 
     def _open_before(self, day: int, related: frozenset[str]) -> set[str]:
         """The unrelated suppliers with an open amount due on or before ``day``."""

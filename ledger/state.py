@@ -108,9 +108,7 @@ class CachedState:
                 missing.append(key)
         if missing:
             generation = self._generation
-            many = getattr(self._base, "get_raw_many", None)
-            read = (many(missing) if many is not None
-                    else {k: self._base.get_raw(k) for k in missing})
+            read = read_many(self._base, missing)
             self._fill(read, generation)
             found.update(read)
         return found
