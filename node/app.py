@@ -74,11 +74,16 @@ def _body_limit(app: FastAPI, max_bytes: int) -> None:
     app.add_middleware(BodyLimit, max_bytes=max_bytes)
 
 
-async def _json_body(request: Request, max_bytes: int) -> Any:
+async def _body(request: Request, max_bytes: int) -> bytes:
+    """The request body, which must not be empty."""
     raw = await read_body(request, max_bytes)
     if not raw:
         raise MalformedRecord("a JSON body is required", field="body", rule="required")
-    return loads(raw)
+    return raw
+
+
+async def _json_body(request: Request, max_bytes: int) -> Any:
+    return loads(await _body(request, max_bytes))
 
 
 def create_app(node: LedgerNode, *, max_request_bytes: int = 4 * 1024 * 1024,
@@ -130,9 +135,7 @@ def create_app(node: LedgerNode, *, max_request_bytes: int = 4 * 1024 * 1024,
     @app.post(f"{v1}/tx/batch", status_code=202, tags=["transactions"])
     async def submit_batch(request: Request, caller: Caller = Depends(member)) -> Response:
         """Submit up to ``max_batch`` transactions; each gets its own result."""
-        raw = await read_body(request, max_request_bytes)
-        if not raw:
-            raise MalformedRecord("a JSON body is required", field="body", rule="required")
+        raw = await _body(request, max_request_bytes)
         return _json({"results": await node.submit_body_async(raw, max_batch)}, 202)
 
     # Status polls are the node's hottest read: the answer is encoded here
