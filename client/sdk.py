@@ -131,6 +131,18 @@ def _raise_for(response: httpx.Response) -> Any:
     return response.json()
 
 
+# Longest hold asked of the node for one status request (it allows 30 s).
+LONG_POLL = 10.0
+
+
+def _hold(remaining: float, http: httpx.Client | httpx.AsyncClient) -> float:
+    """Seconds to ask the node to hold a status request: what is left of the
+    caller's timeout, within LONG_POLL and half the HTTP read timeout."""
+    read = http.timeout.read
+    cap = LONG_POLL if read is None else min(LONG_POLL, read / 2)
+    return round(max(0.0, min(remaining, cap)), 3)
+
+
 def _wire(tx: SignedTx | Mapping[str, Any]) -> Any:
     return tx.to_wire() if isinstance(tx, SignedTx) else dict(tx)
 
@@ -231,15 +243,23 @@ class Client:
 
     def wait(self, tx_id: str, *, timeout: float = 30.0, interval: float = 0.05
              ) -> dict[str, Any]:
-        """Poll until the transaction is committed or rejected."""
+        """The transaction's status once it is committed or rejected.
+
+        Long polls (``GET /v1/tx/{tx_id}?wait=``): the node answers as soon as the
+        block is finished. ``interval`` spaces the requests only if a node answers
+        "pending" before the wait it was asked for has passed.
+        """
         deadline = time.monotonic() + timeout
         while True:
-            status = self.tx(tx_id)
+            asked = time.monotonic()
+            hold = _hold(deadline - asked, self.http)
+            status: dict[str, Any] = self.get(f"/v1/tx/{tx_id}", **({"wait": hold} if hold else {}))
             if status["status"] != "pending":
                 return status
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{tx_id} still pending after {timeout} s")
-            time.sleep(interval)
+            if time.monotonic() - asked < hold:
+                time.sleep(interval)
 
     def head(self) -> dict[str, Any]:
         result: dict[str, Any] = _raise_for(self.http.get("/v1/certificate/latest"))
@@ -363,14 +383,19 @@ class AsyncClient:
 
     async def wait(self, tx_id: str, *, timeout: float = 30.0, interval: float = 0.05
                    ) -> dict[str, Any]:
+        """:meth:`Client.wait`, awaiting."""
         deadline = time.monotonic() + timeout
         while True:
-            status = await self.tx(tx_id)
+            asked = time.monotonic()
+            hold = _hold(deadline - asked, self.http)
+            status: dict[str, Any] = await self.get(f"/v1/tx/{tx_id}",
+                                                    **({"wait": hold} if hold else {}))
             if status["status"] != "pending":
                 return status
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{tx_id} still pending after {timeout} s")
-            await asyncio.sleep(interval)
+            if time.monotonic() - asked < hold:
+                await asyncio.sleep(interval)
 
     async def proof(self, tx_id: str) -> dict[str, Any]:
         result: dict[str, Any] = await self.get(f"/v1/proof/tx/{tx_id}")

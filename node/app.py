@@ -34,6 +34,8 @@ from node.config import NodeConfig
 from node.service import LedgerNode
 
 API_VERSION = "v1"
+# Longest long poll of GET /v1/tx/{tx_id}?wait= (seconds).
+MAX_STATUS_WAIT = 30.0
 
 
 class BodyLimit:
@@ -143,14 +145,20 @@ def create_app(node: LedgerNode, *, max_request_bytes: int = 4 * 1024 * 1024,
     # model, and the route runs on the event loop: its two or three point
     # queries cost less than a hop to the thread pool.
     @app.get(f"{v1}/tx/{{tx_id}}", tags=["transactions"], response_model=dict[str, Any])
-    async def get_tx(tx_id: str, caller: Caller = Depends(member)) -> Response:
+    async def get_tx(tx_id: str, caller: Caller = Depends(member),
+                     wait: float = Query(0, ge=0, le=MAX_STATUS_WAIT, description=(
+                         "seconds to hold the answer while the transaction is pending"))
+                     ) -> Response:
         """A transaction's status; committed ones come with the transaction.
 
         Only for a party of the record (or a public record); a pending or refused
-        transaction only for an organisation that signed it. Others get 404.
+        transaction only for an organisation that signed it. Others get 404. With
+        ``wait``, a pending status is answered when its block is finished, or
+        after ``wait`` seconds.
         """
         _check_hex(tx_id, "tx_id")
-        status = node.status_for(caller.org, tx_id)
+        status = (await node.wait_status(caller.org, tx_id, wait) if wait > 0
+                  else node.status_for(caller.org, tx_id))
         out = status.to_wire()
         if status.status == "committed":
             out["transaction"] = json.loads(node.stored_tx(tx_id).leaf_bytes())

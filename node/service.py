@@ -10,6 +10,7 @@ decide validity (ARCHITECTURE decision 5).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import sys
@@ -140,6 +141,37 @@ def parse_items(wires: Sequence[object]) -> list[SignedTx | dict[str, Any]]:
     return out
 
 
+class CommitSignal:
+    """Wakes coroutines, on whatever event loop they wait, each time the orderer
+    has finished a block (its statuses, committed and rejected, are readable).
+
+    The orderer thread fires it; a waiter registers *before* it reads the status
+    it waits on, so a block finished between the read and the wait still wakes it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiters: dict[asyncio.Event, asyncio.AbstractEventLoop] = {}
+
+    def waiter(self) -> asyncio.Event:
+        event = asyncio.Event()
+        with self._lock:
+            self._waiters[event] = asyncio.get_running_loop()
+        return event
+
+    def discard(self, event: asyncio.Event) -> None:
+        with self._lock:
+            self._waiters.pop(event, None)
+
+    def fire(self) -> None:
+        with self._lock:
+            waiters, self._waiters = self._waiters, {}
+        for event, loop in waiters.items():
+            # A closed loop raises RuntimeError: nobody is waiting there.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(event.set)
+
+
 @dataclass
 class StageCpu:
     """CPU seconds this node's threads spent per stage (``time.thread_time``).
@@ -237,6 +269,7 @@ class LedgerNode:
         self._readers: dict[bytes, frozenset[str]] = {}
         self._verified = VerifiedSignatures()
         self._stop = threading.Event()
+        self._commits = CommitSignal()
         self._pool: ProcessPoolExecutor | None = None
         self._thread: threading.Thread | None = None
         self._nodes = StoreNodes(store)
@@ -286,6 +319,7 @@ class LedgerNode:
         self._stop.set()
         with self._lock:
             self._lock.notify_all()
+        self._commits.fire()  # long polls answer now rather than at their timeout
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
@@ -627,6 +661,7 @@ class LedgerNode:
         self.cpu.commit += time.thread_time() - started
         self.cpu.ordered_txs += len(batch)
         self.cpu.blocks += 1
+        self._commits.fire()
         return built.header if built.accepted else None
 
     def _prefetch(self, batch: Sequence[SignedTx]) -> None:
@@ -719,6 +754,24 @@ class LedgerNode:
         elif org not in self.store.receipt_orgs(tx_id):
             raise unknown
         return status
+
+    async def wait_status(self, org: str, tx_id: str, wait: float) -> TxStatus:
+        """:meth:`status_for`, once the transaction is no longer pending or after
+        ``wait`` seconds, whichever comes first (a long poll): the caller learns
+        of the commit as soon as its block is finished, with one request."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            event = self._commits.waiter()
+            try:
+                status = self.status_for(org, tx_id)
+                remaining = deadline - loop.time()
+                if status.status != "pending" or remaining <= 0 or self._stop.is_set():
+                    return status
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), remaining)
+            finally:
+                self._commits.discard(event)
 
     def readable_txs(self, org: str, txs: Sequence[StoredTx]) -> list[StoredTx]:
         """The subset of ``txs`` that ``org`` may read, in order."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -201,6 +203,54 @@ def test_oversized_request_and_batch_limits(api: Any, demo_consortium: Any) -> N
     # 51 transactions exceed both limits; either way it is a 4xx naming the rule.
     assert too_many.status_code in (400, 413)
     assert too_many.json()["code"] in ("malformed", "too_large")
+
+
+def test_a_status_long_poll_answers_when_the_block_is_finished(
+        demo_consortium: Any, db_url: str) -> None:
+    """``GET /v1/tx/{id}?wait=S`` holds a pending status until its block is cut
+    (here by hand: the orderer is not running), and no longer than ``S``."""
+    node = make_node(demo_consortium, db_url)
+    app = create_app(node, start_orderer=False)
+    _c, genesis, orgs = demo_consortium
+    tx = enrol_tx(demo_consortium, "bank-eu")
+    with TestClient(app) as http:
+        http.auth = RequestSigner(orgs["platform"].member, chain_id=genesis.chain_id)
+        assert http.post("/v1/tx", json=tx.to_wire()).json()["status"] == "pending"
+        path = f"/v1/tx/{tx.tx_id_hex}"
+        started = time.monotonic()
+        held = http.get(path, params={"wait": 0.3})
+        assert held.json()["status"] == "pending" and time.monotonic() - started >= 0.3
+        answers: list[Any] = []
+        poll = threading.Thread(target=lambda: answers.append(
+            http.get(path, params={"wait": 20})))
+        poll.start()
+        time.sleep(0.2)  # let the poll register before the block is cut
+        assert not answers  # still held: the transaction is pending
+        node.cut_block()
+        poll.join(timeout=15)
+        assert not poll.is_alive(), "the poll was not woken by the block"
+        done = answers[0].json()
+        assert done["status"] == "committed" and done["transaction"]["body"]["nonce"] == \
+            tx.body.nonce
+        # A finished transaction is answered at once, and the hold is checked.
+        assert http.get(path, params={"wait": 20}).json()["status"] == "committed"
+        for wait in ("-1", "31", "nan", "soon"):
+            bad = http.get(path, params={"wait": wait})
+            assert bad.status_code == 400 and bad.json()["field"] == "wait", wait
+    node.store.close()
+
+
+def test_sdk_wait_long_polls(api: Any, demo_consortium: Any) -> None:
+    """Client.wait asks the node to hold the status (one request per block,
+    not a poll every few milliseconds)."""
+    http, client, _node = api
+    tx = enrol_tx(demo_consortium, "bank-eu")
+    seen: list[str] = []
+    http.event_hooks["request"].append(lambda request: seen.append(str(request.url)))
+    client.submit(tx)
+    assert client.wait(tx.tx_id_hex, timeout=10, interval=5)["status"] == "committed"
+    polls = [u for u in seen if f"/v1/tx/{tx.tx_id_hex}" in u]
+    assert polls and all("wait=" in u for u in polls)
 
 
 def test_unknown_and_malformed_ids(api: Any) -> None:
