@@ -17,6 +17,7 @@ A block is committed in one database transaction: all of its rows or none.
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -136,9 +137,10 @@ class ReceiptPartyRow(SQLModel, table=True):
 
 # Parameters per IN (...) query: well below every SQLite build's variable limit.
 MANY_CHUNK = 500
-# Parameters per multi-row INSERT of a block commit: within the 999 of the
-# oldest SQLite builds and PostgreSQL's 65,535.
-ROW_PARAMS = 999
+# Parameters per multi-row INSERT of a block commit: SQLite's default limit
+# since 3.32 (PostgreSQL allows 65,535). A block's rows then go in a statement
+# or two per table. A SQLite build with a lower limit gets its own limit.
+ROW_PARAMS = 32_766
 CHAIN_TABLES = ("block", "tx", "merkle_node", "checkpoint_sig")
 DERIVED_TABLES = ("state", "tx_party", "validator_change")
 
@@ -222,6 +224,7 @@ class Store:
         self._raw_conns: list[Any] = []
         mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         self._mark = mark
+        self._row_params = self._insert_params()
         self._get_sql = f"SELECT value FROM state WHERE key = {mark}"
         self._locate_sql = f"SELECT seq, height FROM tx WHERE tx_id = {mark}"
         self._receipt_sql = f"SELECT code, message FROM receipt WHERE tx_id = {mark}"
@@ -230,6 +233,19 @@ class Store:
                         f"WHERE tx_id = {mark}")
         self._range_sql = (f"SELECT key, value FROM state WHERE key >= {mark} AND key < {mark} "
                            f"ORDER BY key LIMIT {mark}")
+
+    def _insert_params(self) -> int:
+        """Parameters one statement may carry here: ROW_PARAMS, or less where the
+        SQLite library was built with a lower limit."""
+        if self.engine.dialect.name != "sqlite":
+            return ROW_PARAMS
+        conn = self.engine.raw_connection()
+        try:
+            driver: Any = conn.driver_connection
+            limit = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        finally:
+            conn.close()
+        return max(1, min(ROW_PARAMS, int(limit)))
 
     def create(self) -> None:
         SQLModel.metadata.create_all(self.engine)
@@ -612,8 +628,8 @@ class Store:
             insert("tx (seq, tx_id, height, type, author, body, signatures)", tx_rows)
             insert("tx_party (seq, org)", party_rows)
             insert("merkle_node (level, idx, hash)", nodes)
-            for i in range(0, len(deletes), ROW_PARAMS):
-                chunk = deletes[i:i + ROW_PARAMS]
+            for i in range(0, len(deletes), self._row_params):
+                chunk = deletes[i:i + self._row_params]
                 conn.exec_driver_sql(
                     f"DELETE FROM state WHERE key IN ({', '.join([self._mark] * len(chunk))})",
                     tuple(chunk))
@@ -628,14 +644,15 @@ class Store:
 
     def _inserter(self, conn: Any) -> Any:
         """``insert(target, rows, suffix="")`` on ``conn``: ``INSERT INTO target VALUES
-        (...), (...) suffix`` in statements of at most ``ROW_PARAMS`` parameters."""
+        (...), (...) suffix`` in statements of at most ``self._row_params`` parameters."""
         mark = self._mark
+        limit = self._row_params
 
         def insert(target: str, rows: Sequence[tuple[Any, ...]], suffix: str = "") -> None:
             if not rows:
                 return
             row_marks = "(" + ", ".join([mark] * len(rows[0])) + ")"
-            per = max(1, ROW_PARAMS // len(rows[0]))
+            per = max(1, limit // len(rows[0]))
             for i in range(0, len(rows), per):
                 chunk = rows[i:i + per]
                 conn.exec_driver_sql(

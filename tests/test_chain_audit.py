@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -9,7 +10,7 @@ from sqlalchemy import text
 
 from ledger.audit import audit, rebuild_derived
 from ledger.store import Store
-from tests.helpers import enrol_tx, fill_blocks, make_node
+from tests.helpers import FixedClock, enrol_tx, fill_blocks, make_node
 
 
 @pytest.fixture
@@ -149,3 +150,35 @@ def test_a_refused_transaction_changes_no_state(demo_consortium: Any, db_url: st
     after = [(k, v) for k, v in node.store.state_items()]
     assert after == before
     assert audit(node.store, workers=1).ok
+
+
+def test_a_block_split_over_many_insert_statements_is_stored_the_same(
+        demo_consortium: Any, db_url: str, tmp_path: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows go in multi-row INSERTs of at most ``ROW_PARAMS`` parameters; a
+    database allowing fewer (here 10, a few rows per statement) stores the same
+    chain and state as one taking a block's rows in a statement per table."""
+    import ledger.store
+
+    def stored(node: Any) -> tuple[Any, ...]:
+        with node.store.engine.connect() as conn:
+            rows = tuple(tuple(tuple(r) for r in conn.execute(text(
+                f"SELECT * FROM {table} ORDER BY 1, 2"))) for table in (
+                "tx_party", "merkle_node"))
+        return list(node.store.state_items()), node.store.tx_count(), rows
+
+    clock = FixedClock(datetime.now(UTC).replace(microsecond=0))
+    wide = make_node(demo_consortium, f"sqlite:///{tmp_path / 'wide.db'}", clock=clock)
+    monkeypatch.setattr(ledger.store, "ROW_PARAMS", 10)
+    narrow = make_node(demo_consortium, db_url, clock=clock)
+    assert narrow.store._row_params == 10 and wide.store._row_params > 1000
+    txs = [enrol_tx(demo_consortium, org, created_at=clock.now())
+           for org in ("bank-asia", "supplier-sz") * 20]
+    for node in (wide, narrow):
+        for tx in txs:
+            node.submit(tx.to_wire())
+        node.cut_block()
+        assert audit(node.store, workers=1).ok
+    assert narrow.head.log_size == len(txs) + 1
+    assert wide.head == narrow.head
+    assert stored(wide) == stored(narrow)
