@@ -39,6 +39,20 @@ _parsed: dict[str, datetime] = {}
 _PARSED_MAX = 4096
 
 
+def time_or_none(value: object) -> datetime | None:
+    """:func:`parse_time` of ``value``, or None where it would raise (for a fast
+    path that leaves the error, and the field it names, to the exact path)."""
+    if type(value) is not str:
+        return None
+    found = _parsed.get(value)
+    if found is None:
+        try:
+            found = parse_time(value, field="")
+        except MalformedRecord:
+            return None
+    return found
+
+
 def _parse_time(value: str, field: str) -> datetime:
     match = _RFC3339_UTC.fullmatch(value)
     if not match:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.encoding import canonical
@@ -186,3 +186,87 @@ def test_stored_signatures_are_their_canonical_form(pairs: list[tuple[str, bytes
     sigs = tuple(TxSignature(kid, raw) for kid, raw in pairs)
     expected = canonical([s.to_wire() for s in sigs])
     assert leaf_bytes(b"{}", sigs) == b'{"body":{},"signatures":' + expected + b"}"
+
+
+class _Str(str):
+    """A str subclass: the exact parser takes it, the fast path leaves it to it."""
+
+
+_SIG = _tx().signatures[0].signature.hex()
+# Near misses for each member, and values of the wrong JSON type for all.
+_NEAR: dict[str, list[Any]] = {
+    "type": ["Order", "trade", "trade.order", "trade.order.", _Str("trade.order")],
+    "chain_id": ["test-chain", "Test-Chain", "", "x" * 65, _Str("test-chain")],
+    "author": [SELLER.key_id, BUYER.key_id.upper(), BUYER.key_id[:-1], _Str(BUYER.key_id)],
+    "nonce": ["abc", "nonce 0001", "n" * 64, "n" * 65, _Str("nonce-0002")],
+    "created_at": ["2026-03-01T11:00:00Z", "2026-03-01T12:00:00.5Z", "2026-02-28T12:00:01Z",
+                   "2026-03-01T12:00:00+01:00", "2026-02-30T12:00:00Z", "2026-03-01t12:00:00z"],
+    "expires_at": ["2026-03-01T12:00:00Z", "2026-03-02T12:00:00Z", "2026-03-02T12:00:01Z",
+                   "2026-03-01T11:59:59.999999Z", "2026-13-01T12:00:00Z"],
+    "payload": [[1], "x", {"a": 1}, {}],
+    "key_id": [SELLER.key_id, BUYER.key_id, BUYER.key_id.upper(), _Str(BUYER.key_id)],
+    "signature": [_SIG.upper(), _SIG[:-2], _SIG + "00", " " + _SIG[1:], "zz" + _SIG[2:],
+                  _Str(_SIG)],
+}
+_WRONG_TYPES: list[Any] = [None, True, 0, 1.5, "", [], {}, [1]]
+_PLACES: list[tuple[Any, ...]] = [
+    (), ("body",), *(("body", f) for f in ("type", "chain_id", "author", "nonce",
+                                           "created_at", "expires_at", "payload")),
+    ("signatures",), ("signatures", 0), ("signatures", 1), ("signatures", 0, "key_id"),
+    ("signatures", 0, "signature"), ("signatures", 1, "key_id"),
+    ("signatures", 1, "signature")]
+
+
+def _edit(wire: dict[str, Any], data: st.DataObject) -> None:
+    """One random edit at one of _PLACES: a near miss or a wrong type, a deleted
+    member, an extra one, or a list made shorter or longer."""
+    place = data.draw(st.sampled_from(_PLACES))
+    target: Any = wire
+    for part in place[:-1]:
+        target = target[part] if isinstance(target, dict | list) and (
+            part in target if isinstance(target, dict) else part < len(target)) else None
+    if not place or target is None:
+        target, last = wire, "extra"
+    else:
+        last = place[-1]
+    if isinstance(target, list) and isinstance(last, int) and last < len(target):
+        action = data.draw(st.sampled_from(["set", "drop", "dup", "many"]))
+        if action == "set":
+            target[last] = data.draw(st.sampled_from(_WRONG_TYPES))
+        elif action == "drop":
+            del target[last]
+        elif action == "dup":
+            target.append(copy.deepcopy(target[last]))
+        else:
+            target.extend(copy.deepcopy(target[last:last + 1]) * 8)
+    elif isinstance(target, dict):
+        action = data.draw(st.sampled_from(["near", "near", "wrong", "drop", "extra"]))
+        if action == "drop":
+            target.pop(last, None)
+        elif action == "extra":
+            target["extra"] = 1
+        elif action == "near" and last in _NEAR:
+            target[last] = data.draw(st.sampled_from(_NEAR[last]))
+        else:
+            target[last] = data.draw(st.sampled_from(_WRONG_TYPES))
+
+
+def _outcome(parse: Any, wire: Any) -> Any:
+    try:
+        tx = parse(copy.deepcopy(wire))
+    except MalformedRecord as exc:
+        return ("refused", exc.field, exc.rule, exc.message)
+    return ("parsed", tx, tx.body_bytes, tx.tx_id, [type(v) for v in vars(tx.body).values()])
+
+
+@settings(max_examples=400)
+@given(st.data())
+def test_the_fast_parser_agrees_with_the_exact_one(data: st.DataObject) -> None:
+    """SignedTx.from_wire takes a fast path for well-formed input; on every input
+    it gives what the field-by-field parser gives: the same transaction, or the
+    same error naming the same field and rule."""
+    two = add_signature(_tx(), SELLER)
+    wire = copy.deepcopy(data.draw(st.sampled_from([_tx(), two])).to_wire())
+    for _ in range(data.draw(st.integers(0, 2))):
+        _edit(wire, data)
+    assert _outcome(SignedTx.from_wire, wire) == _outcome(SignedTx.exact_from_wire, wire)
