@@ -70,7 +70,10 @@ def build_block(
     height = prev.height + 1
     ctx = BlockContext(chain_id=prev.chain_id, height=height, time=block_time)
     execution: BlockExecution = execute_block(state, txs, ctx, verified=verified)
-    leaf_hashes = [merkle.leaf_hash(a.tx.leaf_bytes()) for a in execution.accepted]
+    leaf_hashes = [a.tx.leaf_hash for a in execution.accepted]
+    # Sorted once: for the state root, and (as the block's writes, in key order)
+    # for the commit, whose sort then has nothing left to move.
+    changes = execution.state.sorted_changes()
     nodes = tree.append_leaf_hashes(leaf_hashes) if leaf_hashes else []
     header = BlockHeader(
         chain_id=prev.chain_id,
@@ -78,12 +81,12 @@ def build_block(
         prev_hash=prev.hash,
         log_size=tree.size,
         log_root=tree.root(),
-        state_root=state_root_step(prev.state_root, execution.state.sorted_changes()),
+        state_root=state_root_step(prev.state_root, changes),
         time=block_time,
         proposer=proposer,
     )
     return BuiltBlock(header, execution.accepted, execution.refused,
-                      dict(execution.state.writes), nodes)
+                      dict(changes), nodes)
 
 
 @dataclass(frozen=True)

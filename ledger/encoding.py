@@ -229,8 +229,8 @@ def canonical_pairs(pairs: list[tuple[str, bytes | None]]) -> bytes:
 
     Equal to encoding the parsed values again, without parsing them.
     """
-    parts = [b"[" + _encode_string(k).encode("utf-8") + b"," + (b"null" if v is None else v)
-             + b"]" for k, v in pairs]
+    parts = [b"[%b,%b]" % (_encode_string(k).encode("utf-8"), b"null" if v is None else v)
+             for k, v in pairs]
     return b"[" + b",".join(parts) + b"]"
 
 

@@ -135,7 +135,7 @@ def parse_items(wires: Sequence[object]) -> list[SignedTx | dict[str, Any]]:
     out: list[SignedTx | dict[str, Any]] = []
     for i, wire in enumerate(wires):
         try:
-            out.append(SignedTx.from_wire(wire))
+            out.append(SignedTx.from_wire(wire).precompute())
         except LedgerError as exc:
             out.append(refusal(i, exc))
     return out
@@ -335,6 +335,7 @@ class LedgerNode:
         known = self._known(tx)
         if known is not None:
             return known
+        tx.precompute()
         todo, payload = self._precheck(tx)
         for public, _kid, signature in todo:
             verify(public, Domain.TX, tx.tx_id, signature)
