@@ -281,7 +281,11 @@ def main() -> None:
     args = parser.parse_args()
     n_single = 2_000 if args.quick else 10_000
     n_batch = 10_000 if args.quick else 60_000
-    raw = raw_verify_rate()
+    # The ceiling is measured three times: at the start, and right before and
+    # right after the batch run. The host's load on this virtual machine moves
+    # it by up to 1.5 x within minutes; the batch run is held to the mean of the
+    # two measurements around it, taken under the same conditions.
+    raw_start = raw_verify_rate()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         c, genesis, keys = consortium(root / "consortium")
@@ -297,11 +301,13 @@ def main() -> None:
         with start_node(root, c, args.database_url) as base:
             single = run_single(base, single_txs, threads=8)
             latencies: list[float] = []
+            raw_before = raw_verify_rate()
             cpu0 = process_cpu(NODE_PID[0])
             stolen = steal_ms()
             batch = run_batches(base, batch_txs, batch=500, threads=4, samples=latencies)
             stolen = steal_ms() - stolen
             cpu1 = process_cpu(NODE_PID[0])
+            raw_after = raw_verify_rate()
             committed = n_batch + len(latencies)
             node_us = (cpu1[0] - cpu0[0]) / committed * 1e6
             worker_us = (cpu1[1] - cpu0[1]) / committed * 1e6
@@ -309,7 +315,10 @@ def main() -> None:
     p50 = statistics.median(latencies) * 1000 if latencies else float("nan")
     p99 = (latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
            if latencies else float("nan"))
-    data = {"raw_verify_per_s": raw, "single_committed_tx_per_s": single,
+    raw = (raw_before + raw_after) / 2
+    data = {"raw_verify_per_s": raw, "raw_verify_start_per_s": raw_start,
+            "raw_verify_before_batch_per_s": raw_before,
+            "raw_verify_after_batch_per_s": raw_after, "single_committed_tx_per_s": single,
             "batch_committed_tx_per_s": batch, "latency_p50_ms": p50, "latency_p99_ms": p99,
             "latency_samples": len(latencies), "single_txs": n_single, "batch_txs": n_batch,
             "database": "postgresql" if args.database_url else "sqlite",
@@ -319,8 +328,11 @@ def main() -> None:
     main_us = (stages["parse_us"] + stages["intake_us"] + stages["execute_us"]
                + stages["commit_us"])
     rows = [
-        ("raw PyNaCl verify (1 core)", f"{raw:,.0f}/s", "ceiling, same run"),
-        ("single submission, 8 clients", f"{single:,.0f} tx/s", f"{single / raw:.2f} x raw"),
+        ("raw PyNaCl verify (1 core)", f"{raw:,.0f}/s",
+         f"ceiling: mean of {raw_before:,.0f} before and {raw_after:,.0f} after the batch run"),
+        ("  at the start of the run", f"{raw_start:,.0f}/s", "(the single run is held to it)"),
+        ("single submission, 8 clients", f"{single:,.0f} tx/s",
+         f"{single / raw_start:.2f} x raw at the start"),
         ("batch submission (500/batch)", f"{batch:,.0f} tx/s",
          f"{batch / raw:.2f} x raw  (target >= 5,000 tx/s, >= 0.50 x raw)"),
         ("  CPU stolen by the host meanwhile", f"{stolen:,.0f} ms", "other guests' load"),
