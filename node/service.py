@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -142,34 +142,47 @@ def parse_items(wires: Sequence[object]) -> list[SignedTx | dict[str, Any]]:
 
 
 class CommitSignal:
-    """Wakes coroutines, on whatever event loop they wait, each time the orderer
-    has finished a block (its statuses, committed and rejected, are readable).
+    """Wakes coroutines waiting on a transaction, on whatever event loop they
+    wait, when the orderer has finished the block that took it (its status,
+    committed or rejected, is then readable).
 
-    The orderer thread fires it; a waiter registers *before* it reads the status
-    it waits on, so a block finished between the read and the wait still wakes it.
+    A waiter registers *before* it reads the status it waits on, so a block
+    finished between the read and the wait still wakes it. Only the waiters on
+    a block's own transactions are woken: many long polls cost a block nothing
+    but their own answers.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._waiters: dict[asyncio.Event, asyncio.AbstractEventLoop] = {}
+        self._waiters: dict[bytes, dict[asyncio.Event, asyncio.AbstractEventLoop]] = {}
 
-    def waiter(self) -> asyncio.Event:
+    def waiter(self, tx_id: bytes) -> asyncio.Event:
         event = asyncio.Event()
         with self._lock:
-            self._waiters[event] = asyncio.get_running_loop()
+            self._waiters.setdefault(tx_id, {})[event] = asyncio.get_running_loop()
         return event
 
-    def discard(self, event: asyncio.Event) -> None:
+    def discard(self, tx_id: bytes, event: asyncio.Event) -> None:
         with self._lock:
-            self._waiters.pop(event, None)
+            group = self._waiters.get(tx_id)
+            if group is not None:
+                group.pop(event, None)
+                if not group:
+                    del self._waiters[tx_id]
 
-    def fire(self) -> None:
+    def fire(self, tx_ids: Iterable[bytes] | None = None) -> None:
+        """Wake the waiters on ``tx_ids``; on every transaction when None."""
         with self._lock:
-            waiters, self._waiters = self._waiters, {}
-        for event, loop in waiters.items():
-            # A closed loop raises RuntimeError: nobody is waiting there.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(event.set)
+            if tx_ids is None:
+                woken = list(self._waiters.values())
+                self._waiters = {}
+            else:
+                woken = [g for t in tx_ids if (g := self._waiters.pop(t, None)) is not None]
+        for group in woken:
+            for event, loop in group.items():
+                # A closed loop raises RuntimeError: nobody is waiting there.
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(event.set)
 
 
 @dataclass
@@ -662,7 +675,7 @@ class LedgerNode:
         self.cpu.commit += time.thread_time() - started
         self.cpu.ordered_txs += len(batch)
         self.cpu.blocks += 1
-        self._commits.fire()
+        self._commits.fire(tx.tx_id for tx in batch)
         return built.header if built.accepted else None
 
     def _prefetch(self, batch: Sequence[SignedTx]) -> None:
@@ -762,8 +775,9 @@ class LedgerNode:
         of the commit as soon as its block is finished, with one request."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
+        raw_id = bytes.fromhex(tx_id)
         while True:
-            event = self._commits.waiter()
+            event = self._commits.waiter(raw_id)
             try:
                 status = self.status_for(org, tx_id)
                 remaining = deadline - loop.time()
@@ -772,7 +786,7 @@ class LedgerNode:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(event.wait(), remaining)
             finally:
-                self._commits.discard(event)
+                self._commits.discard(raw_id, event)
 
     def readable_txs(self, org: str, txs: Sequence[StoredTx]) -> list[StoredTx]:
         """The subset of ``txs`` that ``org`` may read, in order."""

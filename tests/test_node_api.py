@@ -207,15 +207,17 @@ def test_oversized_request_and_batch_limits(api: Any, demo_consortium: Any) -> N
 
 def test_a_status_long_poll_answers_when_the_block_is_finished(
         demo_consortium: Any, db_url: str) -> None:
-    """``GET /v1/tx/{id}?wait=S`` holds a pending status until its block is cut
-    (here by hand: the orderer is not running), and no longer than ``S``."""
-    node = make_node(demo_consortium, db_url)
+    """``GET /v1/tx/{id}?wait=S`` holds a pending status until the block that
+    takes it is cut (here by hand: the orderer is not running, and a block takes
+    one transaction), and no longer than ``S``."""
+    node = make_node(demo_consortium, db_url, block_max_txs=1)
     app = create_app(node, start_orderer=False)
     _c, genesis, orgs = demo_consortium
-    tx = enrol_tx(demo_consortium, "bank-eu")
+    first, tx = enrol_tx(demo_consortium, "bank-asia"), enrol_tx(demo_consortium, "bank-eu")
     with TestClient(app) as http:
         http.auth = RequestSigner(orgs["platform"].member, chain_id=genesis.chain_id)
-        assert http.post("/v1/tx", json=tx.to_wire()).json()["status"] == "pending"
+        for queued in (first, tx):
+            assert http.post("/v1/tx", json=queued.to_wire()).json()["status"] == "pending"
         path = f"/v1/tx/{tx.tx_id_hex}"
         started = time.monotonic()
         held = http.get(path, params={"wait": 0.3})
@@ -224,8 +226,11 @@ def test_a_status_long_poll_answers_when_the_block_is_finished(
         poll = threading.Thread(target=lambda: answers.append(
             http.get(path, params={"wait": 20})))
         poll.start()
-        time.sleep(0.2)  # let the poll register before the block is cut
+        time.sleep(0.2)  # let the poll register before the blocks are cut
         assert not answers  # still held: the transaction is pending
+        node.cut_block()  # takes the other transaction only
+        time.sleep(0.2)
+        assert not answers and node.status(first.tx_id_hex).status == "committed"
         node.cut_block()
         poll.join(timeout=15)
         assert not poll.is_alive(), "the poll was not woken by the block"
