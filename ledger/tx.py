@@ -318,7 +318,6 @@ def _signatures_fast(sigs: object, author: str) -> tuple[TxSignature, ...] | Non
     return tuple(parsed)
 
 
-
 def _object(value: object, path: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise MalformedRecord("must be a JSON object", field=path, rule="object")
