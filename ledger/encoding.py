@@ -24,9 +24,14 @@ import json
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from ledger.errors import MalformedRecord
 
 MAX_SAFE_INTEGER = 2**53 - 1
+_orjson_dumps = orjson.dumps
+_orjson_loads = orjson.loads
+_ORJSON_SORTED = orjson.OPT_SORT_KEYS
 
 # The C string encoder of the standard library escapes exactly as RFC 8785
 # section 3.2.2.2 requires when ensure_ascii is off: '"', '\\', \b \f \n \r \t
@@ -43,14 +48,29 @@ def canonical(obj: object) -> bytes:
     """
     if _plain(obj):
         # Fast path: no floats, no keys outside the BMP, every integer safe.
-        # Here the C encoder's output is exactly the RFC 8785 form: code
-        # point order equals UTF-16 order within the BMP, and integers print
-        # as their decimal digits.
-        text = _dumps(obj)
-    else:
-        parts: list[str] = []
-        _write(obj, parts, "$")
-        text = "".join(parts)
+        # Here orjson's sorted output is exactly the RFC 8785 form: code point
+        # (and UTF-8 byte) order equals UTF-16 order within the BMP, integers
+        # print as their decimal digits, and strings escape exactly '"', '\\'
+        # and the C0 controls, as RFC 8785 3.2.2.2 spells them. What orjson
+        # refuses (a lone surrogate, a str subclass as a key, deep nesting)
+        # takes the standard library's encoder, which gives the exact error.
+        try:
+            return _orjson_dumps(obj, option=_ORJSON_SORTED)
+        except TypeError:  # orjson.JSONEncodeError is a TypeError
+            return _utf8(_dumps(obj))
+    return canonical_exact(obj)
+
+
+def canonical_exact(obj: object) -> bytes:
+    """:func:`canonical` by this module's own writer, value by value, with no fast
+    path: the reference the fast paths are tested against, and the path that
+    names the first value JCS cannot represent."""
+    parts: list[str] = []
+    _write(obj, parts, "$")
+    return _utf8("".join(parts))
+
+
+def _utf8(text: str) -> bytes:
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -212,16 +232,32 @@ def format_number(value: float, path: str = "$") -> str:
     return sign + digits[0] + "." + digits[1:] + exp
 
 
-_trusted_decode = json.JSONDecoder().decode
-
-
 def loads_trusted(data: bytes) -> Any:
     """Parse bytes this process produced with :func:`canonical` (state values).
 
     Skips the duplicate-member check of :func:`loads`, which canonical bytes
-    cannot fail; never use it on input from outside.
+    cannot fail; never use it on input from outside. Numbers read as
+    :func:`loads` reads them: bytes with a run of 16 digits (where an integer
+    may lie outside the safe range) take the standard parser with that rule.
     """
-    return _trusted_decode(data.decode("utf-8"))
+    if _SIXTEEN_DIGITS not in data.translate(_DIGIT_MASK):
+        return _orjson_loads(data)
+    return json.loads(data, parse_int=_number)
+
+
+# Every integer of at most 15 digits is safe; a longer one may not be. The
+# mask maps each digit byte to b"1" and every other byte to b"0": a run of 16
+# digits is then a substring search, cheaper than a regular expression.
+_DIGIT_MASK = bytes(0x31 if 0x30 <= i <= 0x39 else 0x30 for i in range(256))
+_SIXTEEN_DIGITS = b"1" * 16
+
+
+def _number(text: str) -> int | float:
+    # RFC 8785 numbers are IEEE-754 doubles. An integer outside the safe
+    # range is read as the double it denotes (what every JCS verifier
+    # reads); typed payloads then refuse it where an integer is required.
+    value = int(text)
+    return value if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER else float(value)
 
 
 def canonical_pairs(pairs: list[tuple[str, bytes | None]]) -> bytes:
@@ -256,16 +292,9 @@ def loads(data: bytes | str) -> Any:
     def bad_constant(name: str) -> Any:
         raise MalformedRecord(f"{name} is not JSON", field="$", rule="finite_number")
 
-    def number(text: str) -> int | float:
-        # RFC 8785 numbers are IEEE-754 doubles. An integer outside the safe
-        # range is read as the double it denotes (what every JCS verifier
-        # reads); typed payloads then refuse it where an integer is required.
-        value = int(text)
-        return value if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER else float(value)
-
     try:
         return json.loads(data, object_pairs_hook=pairs, parse_constant=bad_constant,
-                          parse_int=number)
+                          parse_int=_number)
     except MalformedRecord:
         raise
     except (ValueError, RecursionError) as exc:

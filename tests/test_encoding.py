@@ -12,7 +12,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.encoding import MAX_SAFE_INTEGER, canonical, format_number, loads
+from ledger.encoding import (
+    MAX_SAFE_INTEGER,
+    canonical,
+    canonical_exact,
+    format_number,
+    loads,
+    loads_trusted,
+)
 from ledger.errors import MalformedRecord
 
 VECTORS = json.loads((Path(__file__).parents[1] / "specs/vectors/jcs.json").read_text())
@@ -101,3 +108,55 @@ def test_member_order_does_not_change_the_bytes(value: dict[str, int]) -> None:
 @given(st.floats(allow_nan=False, allow_infinity=False))
 def test_numbers_round_trip_exactly(value: float) -> None:
     assert float(format_number(value)) == value
+
+
+class _Key(str):
+    """A str subclass, which orjson refuses as a key and the standard encoder takes."""
+
+
+# Any code point, lone surrogates included: those must be refused the same way.
+_any_text = st.text(st.characters(exclude_categories=()), max_size=6)
+plain_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER) | _any_text,
+    lambda children: st.lists(children, max_size=4) | st.tuples(children, children)
+    | st.dictionaries(_any_text | st.builds(_Key, _any_text), children, max_size=4),
+    max_leaves=20,
+)
+
+
+def _encoded(encode: Any, value: Any) -> Any:
+    try:
+        return encode(value)
+    except MalformedRecord as exc:
+        return ("refused", exc.field, exc.rule)
+
+
+@given(plain_values)
+def test_the_fast_encoder_gives_the_reference_writers_bytes(value: Any) -> None:
+    """canonical() hands plain values (no floats, safe integers) to orjson; on every
+    such value, lone surrogates and str-subclass keys included, it gives the bytes
+    (or the error) of the module's own RFC 8785 writer."""
+    assert _encoded(canonical, value) == _encoded(canonical_exact, value)
+
+
+def test_values_orjson_refuses_take_the_standard_encoder() -> None:
+    deep: Any = "bottom"
+    for _ in range(300):  # deeper than orjson nests
+        deep = [deep]
+    assert canonical(deep) == canonical_exact(deep) == b"[" * 300 + b'"bottom"' + b"]" * 300
+    assert canonical({_Key("b"): 1, "a": 2}) == b'{"a":2,"b":1}'
+    with pytest.raises(MalformedRecord) as info:
+        canonical({"a": "\ud800"})
+    assert info.value.rule == "utf8"
+    # 2**53 as a double prints as 16 digits; read back it is a double again, as
+    # loads reads it, so that it re-encodes (an int there is out of the safe range).
+    assert canonical(2.0**53) == b"9007199254740992"
+    assert loads_trusted(b"[9007199254740992]") == loads(b"[9007199254740992]") == [2.0**53]
+    assert type(loads_trusted(b"[9007199254740992]")[0]) is float
+
+
+@given(json_values)
+def test_trusted_loads_reads_canonical_bytes_as_strict_loads_does(value: Any) -> None:
+    encoded = canonical(value)
+    assert _same(loads_trusted(encoded), loads(encoded))
+    assert canonical(loads_trusted(encoded)) == encoded
