@@ -11,6 +11,7 @@ Prints figures and the ratios the targets are stated in:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import sys
@@ -77,6 +78,34 @@ def bench_envelope(txs: list[SignedTx], keys) -> dict[str, float]:  # type: igno
     wire_rate = rate(len(wires), from_wire)
     return {"raw_verify_per_s": raw, "signed_tx_verify_per_s": stored_rate,
             "intake_from_json_per_s": wire_rate}
+
+
+def bench_encoding(txs: list[SignedTx]) -> dict[str, float]:
+    """Canonical encodings per second of transaction bodies: ``canonical`` (its
+    fast path) against the module's own RFC 8785 writer, which it must equal."""
+    from ledger.encoding import canonical, canonical_exact, loads_trusted
+
+    bodies = [loads_trusted(t.body_bytes) for t in txs]
+    assert all(canonical(b) == canonical_exact(b) == t.body_bytes
+               for b, t in zip(bodies, txs, strict=True))
+
+    def fast() -> None:
+        for b in bodies:
+            canonical(b)
+
+    def exact() -> None:
+        for b in bodies:
+            canonical_exact(b)
+
+    def stdlib() -> None:  # the standard library's C encoder, which gives the same bytes here
+        for b in bodies:
+            json.dumps(b, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+    assert json.dumps(bodies[0], sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode() == txs[0].body_bytes
+    return {"canonical_per_s": rate(len(bodies), fast),
+            "canonical_exact_per_s": rate(len(bodies), exact),
+            "canonical_stdlib_per_s": rate(len(bodies), stdlib)}
 
 
 def bench_merkle(leaves: int, ops: int) -> dict[str, float]:
@@ -170,6 +199,7 @@ def main() -> None:
         _c, genesis, keys = consortium(root / "envelope")
         sample = enrolments(genesis, keys, 20_000, genesis.header.time)
         env = bench_envelope(sample, keys)
+        enc = bench_encoding(sample)
         mk = bench_merkle(leaves, 20_000)
         store, build_rate = build_chain(root, chain_txs, 1000)
         # Default: one signature-checking process per spare core, the main
@@ -182,7 +212,7 @@ def main() -> None:
         parallel_raw = parallel_raw_verify_rate(os.cpu_count() or 1)
         store.close()
     raw = env["raw_verify_per_s"]
-    data = {**env, **{f"merkle_{k}": v for k, v in mk.items()},
+    data = {**env, **enc, **{f"merkle_{k}": v for k, v in mk.items()},
             "chain_txs": chain_txs, "chain_build_tx_per_s": build_rate,
             "audit_tx_per_s": result.tx_per_second,
             "audit_one_process_tx_per_s": single.tx_per_second,
@@ -197,6 +227,10 @@ def main() -> None:
          f"{env['signed_tx_verify_per_s'] / raw:.2f} x raw  (target >= 0.80)"),
         ("intake from JSON (parse+verify)", f"{env['intake_from_json_per_s']:,.0f}/s",
          f"{env['intake_from_json_per_s'] / raw:.2f} x raw"),
+        ("canonical encoding of a tx body", f"{enc['canonical_per_s']:,.0f}/s",
+         f"{enc['canonical_per_s'] / enc['canonical_stdlib_per_s']:.1f} x the stdlib encoder "
+         f"({enc['canonical_stdlib_per_s']:,.0f}/s), {enc['canonical_per_s'] / enc['canonical_exact_per_s']:.1f} x "
+         f"the reference writer ({enc['canonical_exact_per_s']:,.0f}/s); same bytes"),
         (f"Merkle fill to {mk['leaves']:,} leaves", f"{mk['fill_leaves_per_s']:,.0f}/s", ""),
         ("Merkle append+prove", f"{mk['append_prove_per_s']:,.0f}/s",
          f"at {mk['leaves']:,} leaves"),
