@@ -236,18 +236,38 @@ def loads_trusted(data: bytes) -> Any:
     """Parse bytes this process produced with :func:`canonical` (state values).
 
     Skips the duplicate-member check of :func:`loads`, which canonical bytes
-    cannot fail; never use it on input from outside. Numbers read as
-    :func:`loads` reads them: bytes with a run of 16 digits (where an integer
-    may lie outside the safe range) take the standard parser with that rule.
+    cannot fail; never use it on input from outside. Numbers are read as
+    :func:`loads` reads them: an integer outside the safe range as the double
+    it denotes (it can only be one that printed as 16 digits or more).
     """
-    if _SIXTEEN_DIGITS not in data.translate(_DIGIT_MASK):
-        return _orjson_loads(data)
-    return json.loads(data, parse_int=_number)
+    value = _orjson_loads(data)
+    mask = data.translate(_DIGIT_MASK)
+    start = mask.find(_SIXTEEN_DIGITS)
+    while start >= 0:
+        end = mask.find(b"0", start)
+        end = len(mask) if end < 0 else end
+        # A run inside a string only costs a needless walk.
+        if int(data[start:end]) > MAX_SAFE_INTEGER:
+            return _doubles_past_safe(value)
+        start = mask.find(_SIXTEEN_DIGITS, end)
+    return value
+
+
+def _doubles_past_safe(value: Any) -> Any:
+    """``value`` with each integer outside the safe range as the double it denotes."""
+    kind = type(value)
+    if kind is int:
+        return value if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER else float(value)
+    if kind is dict:
+        return {k: _doubles_past_safe(v) for k, v in value.items()}
+    if kind is list:
+        return [_doubles_past_safe(v) for v in value]
+    return value
 
 
 # Every integer of at most 15 digits is safe; a longer one may not be. The
-# mask maps each digit byte to b"1" and every other byte to b"0": a run of 16
-# digits is then a substring search, cheaper than a regular expression.
+# mask maps each digit byte to b"1" and every other byte to b"0": runs of 16
+# digits or more are then substring searches, cheaper than a regular expression.
 _DIGIT_MASK = bytes(0x31 if 0x30 <= i <= 0x39 else 0x30 for i in range(256))
 _SIXTEEN_DIGITS = b"1" * 16
 
