@@ -257,7 +257,7 @@ def _doubles_past_safe(value: Any) -> Any:
     """``value`` with each integer outside the safe range as the double it denotes."""
     kind = type(value)
     if kind is int:
-        return value if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER else float(value)
+        return _safe_or_double(value)
     if kind is dict:
         return {k: _doubles_past_safe(v) for k, v in value.items()}
     if kind is list:
@@ -273,10 +273,13 @@ _SIXTEEN_DIGITS = b"1" * 16
 
 
 def _number(text: str) -> int | float:
+    return _safe_or_double(int(text))
+
+
+def _safe_or_double(value: int) -> int | float:
     # RFC 8785 numbers are IEEE-754 doubles. An integer outside the safe
     # range is read as the double it denotes (what every JCS verifier
     # reads); typed payloads then refuse it where an integer is required.
-    value = int(text)
     return value if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER else float(value)
 
 

@@ -44,13 +44,10 @@ def time_or_none(value: object) -> datetime | None:
     path that leaves the error, and the field it names, to the exact path)."""
     if type(value) is not str:
         return None
-    found = _parsed.get(value)
-    if found is None:
-        try:
-            found = parse_time(value, field="")
-        except MalformedRecord:
-            return None
-    return found
+    try:
+        return parse_time(value, field="")
+    except MalformedRecord:
+        return None
 
 
 def _parse_time(value: str, field: str) -> datetime:

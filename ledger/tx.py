@@ -302,15 +302,12 @@ def _signatures_fast(sigs: object, author: str) -> tuple[TxSignature, ...] | Non
     for entry in sigs:
         if type(entry) is not dict or entry.keys() != _SIG_MEMBERS:
             return None
-        kid, hexed = entry["key_id"], entry["signature"]
-        if type(kid) is not str or type(hexed) is not str or len(hexed) != 2 * SIGNATURE_SIZE \
-                or not KEY_ID_RE.fullmatch(kid):
+        kid = entry["key_id"]
+        if type(kid) is not str or not KEY_ID_RE.fullmatch(kid):
             return None
         try:
-            raw = bytes.fromhex(hexed)
-        except ValueError:
-            return None
-        if raw.hex() != hexed:
+            raw = parse_hex(entry["signature"], field="signature", size=SIGNATURE_SIZE)
+        except MalformedRecord:
             return None
         parsed.append(TxSignature(kid, raw))
     if parsed[0].key_id != author or len({s.key_id for s in parsed}) != len(parsed):
