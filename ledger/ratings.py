@@ -795,6 +795,15 @@ def _prefetch(state: StateReader, wanted: list[tuple[_Month, str]]) -> None:
         m._records[s] = {} if raw is None else loads_trusted(raw)
 
 
+def _add_past_due(sums: list[int], open_days: list[int]) -> None:
+    """Add past-due open days' (w, vn, late, n) to (w, vn, late, ontime, n) ``sums``."""
+    w, vn, late, n = open_days
+    sums[0] += w
+    sums[1] += vn
+    sums[2] += late
+    sums[4] += n
+
+
 class _Month:
     """One month of the window as the query reads it, as of ``as_of``.
 
@@ -863,7 +872,6 @@ class _Month:
     def add_totals(self, totals: list[int]) -> int:
         """Add every supplier's (w, vn, late, ontime, n) to ``totals``; return an
         upper bound of any one supplier's weight in this month."""
-        k = self.k
         bound = 0
         for entry in self.entries:
             t = _ints(entry["agg"])  # w vn late ontime n ow on owd top
@@ -874,17 +882,9 @@ class _Month:
             totals[3] += t[3]
             totals[4] += t[4]
             if self.linear is not None:
-                c1, b = self.linear
-                totals[0] += t[5]
-                totals[1] += c1 * t[5] - b * t[7]
-                totals[2] += k * t[5] - t[7]
-                totals[4] += t[6]
+                self._add_linear_open(totals, t[5], t[6], t[7])
         if self.days is not None:
-            w, vn, late, n = self._open_days(self.days)
-            totals[0] += w
-            totals[1] += vn
-            totals[2] += late
-            totals[4] += n
+            _add_past_due(totals, self._open_days(self.days))
         return bound
 
     def supplier(self, supplier: str) -> list[int]:
@@ -904,18 +904,21 @@ class _Month:
             out[3] += v[ONTIME]
             out[4] += v[N]
             if self.linear is not None:
-                c1, b = self.linear
-                out[0] += v[OW]
-                out[1] += c1 * v[OW] - b * v[OWD]
-                out[2] += self.k * v[OW] - v[OWD]
-                out[4] += v[ON]
+                self._add_linear_open(out, v[OW], v[ON], v[OWD])
         if self.days is not None:
-            w, vn, late, n = self._own_open_days(supplier)
-            out[0] += w
-            out[1] += vn
-            out[2] += late
-            out[4] += n
+            _add_past_due(out, self._own_open_days(supplier))
         return out
+
+    def _add_linear_open(self, sums: list[int], ow: int, on: int, owd: int) -> None:
+        """Add open amounts of a linear month (weight ``ow``, count ``on``, weight
+        times due day ``owd``), all past due and valued on one piece, to the
+        (w, vn, late, ontime, n) ``sums``."""
+        assert self.linear is not None
+        c1, b = self.linear
+        sums[0] += ow
+        sums[1] += c1 * ow - b * owd
+        sums[2] += self.k * ow - owd
+        sums[4] += on
 
     def bounds(self, lo: dict[str, int], hi: dict[str, int], related: frozenset[str]
                ) -> None:
