@@ -348,10 +348,10 @@ class LedgerNode:
         known = self._known(tx)
         if known is not None:
             return known
-        tx.precompute()
         todo, payload = self._precheck(tx)
         for public, _kid, signature in todo:
             verify(public, Domain.TX, tx.tx_id, signature)
+        tx.precompute()
         return self._enqueue(tx, [kid for _p, kid, _s in todo], payload)
 
     def _known(self, tx: SignedTx) -> TxStatus | None:
