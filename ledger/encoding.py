@@ -32,6 +32,7 @@ MAX_SAFE_INTEGER = 2**53 - 1
 _orjson_dumps = orjson.dumps
 _orjson_loads = orjson.loads
 _ORJSON_SORTED = orjson.OPT_SORT_KEYS
+_EMPTY = b""
 
 # The C string encoder of the standard library escapes exactly as RFC 8785
 # section 3.2.2.2 requires when ensure_ascii is off: '"', '\\', \b \f \n \r \t
@@ -54,8 +55,13 @@ def canonical(obj: object) -> bytes:
         # and the C0 controls, as RFC 8785 3.2.2.2 spells them. What orjson
         # refuses (a lone surrogate, a str subclass as a key, deep nesting)
         # takes the standard library's encoder, which gives the exact error.
+        #
+        # orjson hands back its working buffer (4 KiB for a short value) as the
+        # bytes object. State caches and queued transactions keep these values,
+        # so each is copied into an object of its own length: 0.13 us, against
+        # 4 KiB of memory per cached value.
         try:
-            return _orjson_dumps(obj, option=_ORJSON_SORTED)
+            return _EMPTY.join((_orjson_dumps(obj, option=_ORJSON_SORTED), _EMPTY))
         except TypeError:  # orjson.JSONEncodeError is a TypeError
             return _utf8(_dumps(obj))
     return canonical_exact(obj)

@@ -706,6 +706,10 @@ def _genesis_nodes(genesis: Genesis) -> list[tuple[int, int, bytes]]:
     return [(0, 0, merkle.leaf_hash(genesis.tx.leaf_bytes()))]
 
 
+# Merkle nodes the orderer keeps in memory (StoreNodes): a few blocks' worth.
+NODE_CACHE_MAX = 65_536
+
+
 class StoreNodes:
     """The Merkle node store over the database, buffering writes until commit."""
 
@@ -713,6 +717,7 @@ class StoreNodes:
         self._store = store
         self._pending: dict[tuple[int, int], bytes] = {}
         self._cache: dict[tuple[int, int], bytes] = {}
+        self._cache_max = NODE_CACHE_MAX
 
     def get(self, level: int, index: int) -> bytes:
         key = (level, index)
@@ -720,7 +725,7 @@ class StoreNodes:
         if found is not None:
             return found
         value = self._store.merkle_get(level, index)
-        if len(self._cache) > 4096:
+        if len(self._cache) >= self._cache_max:
             self._cache.clear()
         self._cache[key] = value
         return value
@@ -731,6 +736,10 @@ class StoreNodes:
 
     def take_pending(self) -> list[tuple[int, int, bytes]]:
         items = [(lv, ix, h) for (lv, ix), h in self._pending.items()]
+        # The next appends read the right edge of the tree, which the newest
+        # nodes hold; older entries go rather than grow the cache with the log.
+        if len(self._cache) + len(self._pending) > self._cache_max:
+            self._cache.clear()
         self._cache.update(self._pending)
         self._pending.clear()
         return items

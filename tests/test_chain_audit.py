@@ -182,3 +182,36 @@ def test_a_block_split_over_many_insert_statements_is_stored_the_same(
     assert narrow.head.log_size == len(txs) + 1
     assert wide.head == narrow.head
     assert stored(wide) == stored(narrow)
+
+
+def test_a_small_merkle_node_cache_stays_bounded_and_builds_the_same_tree(
+        demo_consortium: Any, db_url: str, tmp_path: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The orderer's in-memory Merkle nodes are capped (``NODE_CACHE_MAX``): past the
+    cap it reads the nodes it needs from the database, and the log roots, proofs
+    and audit come out the same as with every node in memory."""
+    import ledger.store
+
+    clock = FixedClock(datetime.now(UTC).replace(microsecond=0))
+    roomy = make_node(demo_consortium, f"sqlite:///{tmp_path / 'roomy.db'}", clock=clock)
+    monkeypatch.setattr(ledger.store, "NODE_CACHE_MAX", 8)
+    tight = make_node(demo_consortium, db_url, clock=clock)
+    orgs = ("bank-asia", "supplier-sz", "buyer-lyon")
+    ids: list[str] = []
+    for block in range(6):
+        txs = [enrol_tx(demo_consortium, orgs[(block + i) % 3], created_at=clock.now())
+               for i in range(5)]
+        ids += [tx.tx_id_hex for tx in txs]
+        for node in (roomy, tight):
+            for tx in txs:
+                node.submit(tx.to_wire())
+            node.cut_block()
+        assert len(tight._nodes._cache) <= 8 + 5 * 2 + 6  # the cap, then one block's nodes
+        assert tight.head == roomy.head
+    assert tight.head.log_size == 31
+    assert len(roomy._nodes._cache) > 8
+    for tx_id in ids[::4]:
+        assert (tight.inclusion_bundle(tx_id, reader="bank-asia")
+                == roomy.inclusion_bundle(tx_id, reader="bank-asia"))
+    for node in (roomy, tight):
+        assert audit(node.store, workers=1).ok

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,24 @@ def test_values_orjson_refuses_take_the_standard_encoder() -> None:
     assert canonical(2.0**53) == b"9007199254740992"
     assert loads_trusted(b"[9007199254740992]") == loads(b"[9007199254740992]") == [2.0**53]
     assert type(loads_trusted(b"[9007199254740992]")[0]) is float
+
+
+def test_encoded_values_hold_no_more_memory_than_their_length() -> None:
+    """Nodes cache encoded state values by the hundred thousand: each must take
+    about its own length, not the encoder's working buffer (4 KiB with orjson)."""
+    values = [{"key_id": f"{i:032x}", "kind": "member", "since": i} for i in range(2_000)]
+    values += list(range(2_000)) + [f"member-{i}" for i in range(2_000)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kept = [canonical(v) for v in values]
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    payload = sum(len(b) for b in kept)
+    # Object headers (33 bytes each) and the list itself come on top of the
+    # bytes; 4 KiB buffers would make this about 60 times the payload.
+    assert held < payload + 100 * len(kept), (held, payload)
 
 
 @given(json_values)
