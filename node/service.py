@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -116,18 +116,48 @@ def refusal(i: int, exc: LedgerError) -> dict[str, Any]:
     return {"status": "refused", **problem}
 
 
-def parse_batch(body: bytes, max_batch: int) -> list[SignedTx | dict[str, Any]] | None:
-    """Parse a batch request body; runs in a worker process.
+# A worker's verdicts on one transaction's signatures, aligned with them; None
+# where it does not know the key.
+Verdicts = tuple[bool | None, ...]
+# Public keys by key id, in the worker process: the node hands over each key it
+# has had to check there once, and from then on the worker checks a batch's
+# signatures while it parses the batch, which saves the batch a second round
+# trip. A key id is the hash of its public key, so an entry never goes stale;
+# the node still checks each key's status, and a worker that lacks a key (a new
+# key, or a restarted worker) only sends that signature back the slow way.
+_WORKER_KEYS: dict[str, bytes] = {}
 
-    Each item becomes its :class:`SignedTx` or its refusal. ``None`` when the
-    body itself is malformed: the caller parses it again to raise that error
-    (errors do not cross the process boundary).
+
+def parse_batch(body: bytes, max_batch: int, keys: Mapping[str, bytes] | None = None
+                ) -> tuple[list[SignedTx | dict[str, Any]], list[Verdicts]] | None:
+    """Parse a batch request body and check the signatures it can; runs in a
+    worker process.
+
+    Each item becomes its :class:`SignedTx` or its refusal, with the verdict on
+    each of its signatures (aligned with them): ``None`` where the worker does not
+    know the key. ``keys`` (key id to public key) are added to those it knows.
+    ``None`` when the body itself is malformed: the caller parses it again to
+    raise that error (errors do not cross the process boundary).
     """
+    if keys:
+        _WORKER_KEYS.update(keys)
     try:
         wires = batch_items(loads(body), max_batch)
     except LedgerError:
         return None
-    return parse_items(wires)
+    items = parse_items(wires)
+    return items, [_check_known(item) for item in items]
+
+
+def _check_known(item: SignedTx | dict[str, Any]) -> Verdicts:
+    if not isinstance(item, SignedTx):
+        return ()
+    out: list[bool | None] = []
+    for sig in item.signatures:
+        public = _WORKER_KEYS.get(sig.key_id)
+        out.append(None if public is None
+                   else is_valid(public, Domain.TX, item.tx_id, sig.signature))
+    return tuple(out)
 
 
 def parse_items(wires: Sequence[object]) -> list[SignedTx | dict[str, Any]]:
@@ -226,8 +256,11 @@ class _Intake:
     """A batch between its prechecks and its signature verdicts."""
 
     results: list[dict[str, Any] | None]
-    checked: list[tuple[int, SignedTx, list[tuple[bytes, str, bytes]], object]] = field(
-        default_factory=list)
+    # (item index, transaction, signatures to check as (public key, key id,
+    # signature), verdicts known already (aligned with them; None: still to
+    # check), validated payload)
+    checked: list[tuple[int, SignedTx, list[tuple[bytes, str, bytes]], list[bool | None],
+                        object]] = field(default_factory=list)
     jobs: list[tuple[bytes, bytes, bytes]] = field(default_factory=list)
 
     def refuse(self, i: int, exc: LedgerError) -> None:
@@ -288,6 +321,8 @@ class LedgerNode:
         self._nodes = StoreNodes(store)
         self._state = CachedState(store)
         self._key_records: dict[bytes, tuple[str, bytes, str, str | None]] = {}
+        # Keys to hand to the worker with the next batch it parses (parse_batch).
+        self._keys_for_worker: dict[str, bytes] = {}
         self.cpu = StageCpu()
         # Odd while a block's state and head are being committed (a seqlock):
         # :meth:`read_at_head` retries a read that overlapped a commit.
@@ -471,11 +506,14 @@ class LedgerNode:
         if len(body) < PARALLEL_PARSE_BYTES:
             return await self._verify_and_queue(
                 self._intake_start(batch_items(loads(body), max_batch)))
-        items = await asyncio.wrap_future(self._verifier().submit(parse_batch, body, max_batch))
-        if items is None:  # the body is malformed: raise its error
+        keys, self._keys_for_worker = self._keys_for_worker, {}
+        parsed = await asyncio.wrap_future(
+            self._verifier().submit(parse_batch, body, max_batch, keys))
+        if parsed is None:  # the body is malformed: raise its error
             batch_items(loads(body), max_batch)
             raise AssertionError("parse_batch refused a body that parses here")
-        return await self._verify_and_queue(self._intake_parsed(items))
+        items, verdicts = parsed
+        return await self._verify_and_queue(self._intake_parsed(items, verdicts))
 
     async def _intake_wait(self) -> None:
         deadline = time.monotonic() + INTAKE_WAIT
@@ -497,9 +535,12 @@ class LedgerNode:
         self.cpu.intake += time.thread_time() - started
         return self._intake_parsed(items)
 
-    def _intake_parsed(self, items: Sequence[SignedTx | dict[str, Any]]) -> _Intake:
+    def _intake_parsed(self, items: Sequence[SignedTx | dict[str, Any]],
+                       verdicts: Sequence[Verdicts] | None = None) -> _Intake:
         """Precheck a parsed batch (each item a transaction or its refusal); collect
-        the signatures left to verify."""
+        the signatures left to verify. ``verdicts`` are the worker's on each item's
+        signatures (see :func:`parse_batch`), used for the keys the checks find
+        active."""
         started = time.thread_time()
         intake = _Intake([None] * len(items))
         parsed: list[tuple[int, SignedTx]] = []
@@ -516,11 +557,22 @@ class LedgerNode:
                 intake.results[i] = known.to_wire()
             else:
                 try:
-                    intake.checked.append((i, tx, *self._precheck(tx)))
+                    todo, payload = self._precheck(tx)
                 except LedgerError as exc:
                     intake.refuse(i, exc)
-        intake.jobs = [(public, tx.tx_id, sig)
-                       for _i, tx, todo, _p in intake.checked for public, _k, sig in todo]
+                    continue
+                known: list[bool | None] = [None] * len(todo)
+                if verdicts is not None and todo:
+                    by_key = dict(zip((s.key_id for s in tx.signatures), verdicts[i],
+                                      strict=True))
+                    known = [by_key[kid] for _p, kid, _s in todo]
+                intake.checked.append((i, tx, todo, known, payload))
+        for _i, tx, todo, known, _p in intake.checked:
+            for (public, kid, sig), verdict in zip(todo, known, strict=True):
+                if verdict is None:
+                    intake.jobs.append((public, tx.tx_id, sig))
+                    if verdicts is not None:  # the worker lacks this key
+                        self._keys_for_worker[kid] = public
         self.cpu.intake += time.thread_time() - started
         return intake
 
@@ -530,8 +582,8 @@ class LedgerNode:
         answers = iter(verdicts)
         verified: list[int] = []
         items: list[tuple[SignedTx, Sequence[str], object]] = []
-        for i, tx, todo, payload in intake.checked:
-            ok = [next(answers) for _ in todo]
+        for i, tx, todo, known, payload in intake.checked:
+            ok = [next(answers) if verdict is None else verdict for verdict in known]
             if all(ok):
                 verified.append(i)
                 items.append((tx, [kid for _p, kid, _s in todo], payload))

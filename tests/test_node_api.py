@@ -112,6 +112,62 @@ def test_a_batch_parsed_in_the_worker_process_gets_the_same_answers(
     assert [a.status_code for a in here[1:]] == [400] * 5
 
 
+def test_the_worker_checks_signatures_by_keys_it_knows_and_the_node_their_status(
+        api: Any, demo_consortium: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch parsed in the worker process has its signatures checked there too,
+    by the keys the node handed over earlier: the answers are the same as when the
+    node checks them, and a key revoked since is still refused by the node."""
+    import node.service as service
+
+    http, client, node = api
+    _c, genesis, orgs = demo_consortium
+    monkeypatch.setattr(service, "PARALLEL_PARSE_BYTES", 0)  # every body to the worker
+    checked_here: list[int] = []  # signatures left for the node (small batches)
+    real_verify_all = service.verify_all
+
+    def counting(jobs: Any) -> list[bool]:
+        checked_here.append(len(jobs))
+        return real_verify_all(jobs)
+
+    monkeypatch.setattr(service, "verify_all", counting)
+    second = SigningKey.generate()
+    enrolled = enrol_tx(demo_consortium, "supplier-hcm", kind="admin", key=second)
+    assert client.submit(enrolled)["status"] == "pending"
+    assert client.wait(enrolled.tx_id_hex, timeout=10)["status"] == "committed"
+
+    def batch() -> list[dict[str, Any]]:
+        good = [enrol_tx(demo_consortium, "supplier-hcm", author=second) for _ in range(3)]
+        forged = enrol_tx(demo_consortium, "supplier-hcm", author=second).to_wire()
+        sig = forged["signatures"][0]["signature"]
+        forged["signatures"][0]["signature"] = ("0" if sig[0] != "0" else "1") + sig[1:]
+        r = http.post("/v1/tx/batch", content=json.dumps(
+            {"transactions": [t.to_wire() for t in good] + [forged]}),
+            headers={"content-type": "application/json"})
+        assert r.status_code == 202, r.text
+        return [{k: v for k, v in x.items() if k != "tx_id"} for x in r.json()["results"]]
+
+    first = batch()
+    assert sum(checked_here) == 4  # the worker did not know the key yet
+    again = batch()
+    assert sum(checked_here) == 4  # now it checked all four itself
+    assert first == again
+    assert [r["status"] for r in first] == ["pending"] * 3 + ["refused"]
+    assert first[3]["code"] == "bad_signature" and second.key_id in first[3]["message"]
+    # A new worker process knows no keys: it gets them back from the node.
+    node._verifier().shutdown()
+    node._pool = None
+    assert batch() == first and sum(checked_here) == 8
+    assert batch() == first and sum(checked_here) == 8
+
+    revoke = TxBuilder(orgs["supplier-hcm"].admin, chain_id=genesis.chain_id).build(
+        "membership.key_revoke", {"key_id": second.key_id, "reason": "left the firm"})
+    client.submit(revoke)
+    assert client.wait(revoke.tx_id_hex, timeout=10)["status"] == "committed"
+    after = batch()
+    assert [r["code"] for r in after] == ["key_revoked"] * 4
+    assert node.flush() is None
+
+
 def test_reused_nonce_is_refused_with_a_clear_code(api: Any, demo_consortium: Any) -> None:
     _http, client, _node = api
     _c, genesis, orgs = demo_consortium
