@@ -258,9 +258,9 @@ class _Intake:
     results: list[dict[str, Any] | None]
     # (item index, transaction, signatures to check as (public key, key id,
     # signature), verdicts known already (aligned with them; None: still to
-    # check), validated payload)
+    # check), validated payload, organisations of the signer keys found)
     checked: list[tuple[int, SignedTx, list[tuple[bytes, str, bytes]], list[bool | None],
-                        object]] = field(default_factory=list)
+                        object, list[str]]] = field(default_factory=list)
     jobs: list[tuple[bytes, bytes, bytes]] = field(default_factory=list)
 
     def refuse(self, i: int, exc: LedgerError) -> None:
@@ -383,11 +383,11 @@ class LedgerNode:
         known = self._known(tx)
         if known is not None:
             return known
-        todo, payload = self._precheck(tx)
+        todo, payload, orgs = self._precheck(tx, self.clock.now())
         for public, _kid, signature in todo:
             verify(public, Domain.TX, tx.tx_id, signature)
         tx.precompute()
-        return self._enqueue(tx, [kid for _p, kid, _s in todo], payload)
+        return self._enqueue(tx, [kid for _p, kid, _s in todo], payload, orgs)
 
     def _known(self, tx: SignedTx) -> TxStatus | None:
         """The status of a transaction seen before, or None for a new one."""
@@ -430,30 +430,34 @@ class LedgerNode:
                                   message=receipt[1])
         return out
 
-    def _enqueue(self, tx: SignedTx, verified_keys: Sequence[str], payload: object
-                 ) -> TxStatus:
-        """Queue ``tx``; ``verified_keys`` are the signers whose signature was checked.
+    def _enqueue(self, tx: SignedTx, verified_keys: Sequence[str], payload: object,
+                 orgs: Sequence[str]) -> TxStatus:
+        """Queue ``tx``; ``verified_keys`` are the signers whose signature was checked,
+        ``orgs`` the organisations of the signer keys the state knew at the checks.
 
         Signatures by keys not yet enrolled at intake are left to the executor.
         """
-        queued = self._enqueue_many([(tx, verified_keys, payload)])[0]
+        queued = self._enqueue_many([(tx, verified_keys, payload, orgs)])[0]
         if isinstance(queued, LedgerError):
             raise queued
         return queued
 
-    def _enqueue_many(self, items: Sequence[tuple[SignedTx, Sequence[str], object]]
+    def _enqueue_many(self, items: Sequence[tuple[SignedTx, Sequence[str], object,
+                                                  Sequence[str]]]
                       ) -> list[TxStatus | LedgerError]:
         """:meth:`_enqueue` for each of ``items``, under one hold of the queue's lock
         (and one wake-up of the orderer): each gets its status or the error that
         refused it."""
         readers: list[frozenset[str]] = []
-        for tx, _keys, _payload in items:
+        for tx, _keys, _payload, orgs in items:
             spec = REGISTRY.get(tx.body.type)
-            readers.append(frozenset(self.signer_orgs(tx)) | (
+            if len(orgs) < len(tx.signatures):  # a signer key unknown at the checks
+                orgs = self.signer_orgs(tx)
+            readers.append(frozenset(orgs) | (
                 {PUBLIC_PARTY} if spec is not None and spec.public else set()))
         out: list[TxStatus | LedgerError] = []
         with self._lock:
-            for (tx, verified_keys, payload), who in zip(items, readers, strict=True):
+            for (tx, verified_keys, payload, _orgs), who in zip(items, readers, strict=True):
                 if tx.tx_id in self._pending or tx.tx_id in self._inflight:
                     out.append(TxStatus(tx.tx_id_hex, "pending"))
                     continue
@@ -549,6 +553,7 @@ class LedgerNode:
                 parsed.append((i, item))
             else:
                 intake.results[i] = item
+        now = self.clock.now()
         for (i, tx), known in zip(parsed, self._known_many([tx for _i, tx in parsed]),
                                   strict=True):
             if isinstance(known, LedgerError):
@@ -557,7 +562,7 @@ class LedgerNode:
                 intake.results[i] = known.to_wire()
             else:
                 try:
-                    todo, payload = self._precheck(tx)
+                    todo, payload, orgs = self._precheck(tx, now)
                 except LedgerError as exc:
                     intake.refuse(i, exc)
                     continue
@@ -566,8 +571,8 @@ class LedgerNode:
                     by_key = dict(zip((s.key_id for s in tx.signatures), verdicts[i],
                                       strict=True))
                     known = [by_key[kid] for _p, kid, _s in todo]
-                intake.checked.append((i, tx, todo, known, payload))
-        for _i, tx, todo, known, _p in intake.checked:
+                intake.checked.append((i, tx, todo, known, payload, orgs))
+        for _i, tx, todo, known, _p, _o in intake.checked:
             for (public, kid, sig), verdict in zip(todo, known, strict=True):
                 if verdict is None:
                     intake.jobs.append((public, tx.tx_id, sig))
@@ -581,12 +586,12 @@ class LedgerNode:
         started = time.thread_time()
         answers = iter(verdicts)
         verified: list[int] = []
-        items: list[tuple[SignedTx, Sequence[str], object]] = []
-        for i, tx, todo, known, payload in intake.checked:
+        items: list[tuple[SignedTx, Sequence[str], object, Sequence[str]]] = []
+        for i, tx, todo, known, payload, orgs in intake.checked:
             ok = [next(answers) if verdict is None else verdict for verdict in known]
             if all(ok):
                 verified.append(i)
-                items.append((tx, [kid for _p, kid, _s in todo], payload))
+                items.append((tx, [kid for _p, kid, _s in todo], payload, orgs))
             else:
                 intake.refuse(i, VerificationError(
                     f"transaction signature by key {todo[ok.index(False)][1]} does not verify",
@@ -605,11 +610,14 @@ class LedgerNode:
             self._pool = ProcessPoolExecutor(max_workers=1)
         return self._pool
 
-    def _precheck(self, tx: SignedTx) -> tuple[list[tuple[bytes, str, bytes]], object]:
-        """Checks that need no ordering; returns the signatures left to verify
-        and the validated payload."""
+    def _precheck(self, tx: SignedTx, now: datetime
+                  ) -> tuple[list[tuple[bytes, str, bytes]], object, list[str]]:
+        """Checks that need no ordering, at time ``now``; returns the signatures left
+        to verify, the validated payload and the organisations of the signer keys
+        the state knows."""
         body = tx.body
         todo: list[tuple[bytes, str, bytes]] = []
+        orgs: list[str] = []
         if body.chain_id != self.chain_id:
             raise Rejected("wrong_chain", f"transaction is for chain {body.chain_id!r}, "
                                           f"this node serves {self.chain_id!r}")
@@ -618,7 +626,6 @@ class LedgerNode:
             raise MalformedRecord(f"unknown transaction type {body.type!r}", field="body.type",
                                   rule="known_type")
         payload = parse_payload(spec.payload, body.payload, path="body.payload")
-        now = self.clock.now()
         if now > body.expires_at:
             raise Rejected("expired", f"expired at {format_time(body.expires_at)}")
         if body.created_at - MAX_CLOCK_SKEW > now:
@@ -630,14 +637,15 @@ class LedgerNode:
                 # The key may be enrolled by a transaction still pending; the
                 # executor decides when the block is cut.
                 continue
-            status, public, _org, valid_until = self._key_record(raw)
+            status, public, org, valid_until = self._key_record(raw)
             if status != "active":
                 raise Rejected("key_revoked", f"signatures[{i}]: key {sig.key_id} is {status}")
             if valid_until is not None and now > parse_time(valid_until, field="valid_until"):
                 raise Rejected("key_rotated", f"signatures[{i}]: key {sig.key_id} was rotated; "
                                               f"it signed until {valid_until}")
             todo.append((public, sig.key_id, sig.signature))
-        return todo, payload
+            orgs.append(org)
+        return todo, payload, orgs
 
     def _key_record(self, raw: bytes) -> tuple[str, bytes, str, str | None]:
         """(status, public key, organisation, end of a rotation's overlap or None) of a
