@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import pickle
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -56,6 +57,23 @@ def test_round_trip_through_the_wire() -> None:
     again = SignedTx.from_wire(tx.to_wire())
     assert again == tx
     assert again.leaf_bytes() == canonical(tx.to_wire())
+
+
+def test_a_pickled_transaction_comes_back_whole() -> None:
+    """The worker process hands parsed transactions to the node pickled: fields,
+    signatures and the cached forms intake computed arrive as they left."""
+    fresh = add_signature(_tx(), SELLER)
+    ready = SignedTx.from_wire(fresh.to_wire()).precompute()
+    for tx in (fresh, ready):
+        again = pickle.loads(pickle.dumps(tx))
+        assert again == tx and again.__dict__ == tx.__dict__
+        assert again.body.__dict__ == tx.body.__dict__ and again.signers == tx.signers
+        assert again.to_wire() == tx.to_wire()
+        assert again.leaf_hash == tx.leaf_hash and again.tx_id_hex == tx.tx_id_hex
+        verify_tx_signatures(again, {BUYER.key_id: BUYER.public_key,
+                                     SELLER.key_id: SELLER.public_key})
+    assert {"tx_id_hex", "leaf_hash", "signatures_bytes"} <= pickle.loads(
+        pickle.dumps(ready)).__dict__.keys()
 
 
 def test_two_party_record_carries_both_signatures() -> None:
