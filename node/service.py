@@ -566,18 +566,17 @@ class LedgerNode:
                 except LedgerError as exc:
                     intake.refuse(i, exc)
                     continue
-                known: list[bool | None] = [None] * len(todo)
+                given: list[bool | None] = [None] * len(todo)
                 if verdicts is not None and todo:
                     by_key = dict(zip((s.key_id for s in tx.signatures), verdicts[i],
                                       strict=True))
-                    known = [by_key[kid] for _p, kid, _s in todo]
-                intake.checked.append((i, tx, todo, known, payload, orgs))
-        for _i, tx, todo, known, _p, _o in intake.checked:
-            for (public, kid, sig), verdict in zip(todo, known, strict=True):
-                if verdict is None:
-                    intake.jobs.append((public, tx.tx_id, sig))
-                    if verdicts is not None:  # the worker lacks this key
-                        self._keys_for_worker[kid] = public
+                    given = [by_key[kid] for _p, kid, _s in todo]
+                for (public, kid, sig), verdict in zip(todo, given, strict=True):
+                    if verdict is None:
+                        intake.jobs.append((public, tx.tx_id, sig))
+                        if verdicts is not None:  # the worker lacks this key
+                            self._keys_for_worker[kid] = public
+                intake.checked.append((i, tx, todo, given, payload, orgs))
         self.cpu.intake += time.thread_time() - started
         return intake
 
@@ -587,8 +586,8 @@ class LedgerNode:
         answers = iter(verdicts)
         verified: list[int] = []
         items: list[tuple[SignedTx, Sequence[str], object, Sequence[str]]] = []
-        for i, tx, todo, known, payload, orgs in intake.checked:
-            ok = [next(answers) if verdict is None else verdict for verdict in known]
+        for i, tx, todo, given, payload, orgs in intake.checked:
+            ok = [next(answers) if verdict is None else verdict for verdict in given]
             if all(ok):
                 verified.append(i)
                 items.append((tx, [kid for _p, kid, _s in todo], payload, orgs))
