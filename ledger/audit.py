@@ -51,6 +51,7 @@ from ledger.store import (
     StateRow,
     Store,
     TxRow,
+    id_key,
     validator_change,
 )
 from ledger.tx import SignedTx, TxBody, TxSignature, leaf_bytes
@@ -159,19 +160,19 @@ def _iter_blocks(store: Store) -> Iterator[tuple[int, str, bytes, int, int]]:
         start = rows[-1][0] + 1
 
 
-def _iter_txs(store: Store) -> Iterator[tuple[int, str, int, bytes, bytes]]:
+def _iter_txs(store: Store) -> Iterator[tuple[int, str, int, bytes, bytes, int]]:
     table = TxRow.__table__  # type: ignore[attr-defined]
     start = 0
     while True:
         with store.engine.connect() as conn:
             rows = conn.execute(select(table.c.seq, table.c.tx_id, table.c.height,
-                                       table.c.body, table.c.signatures)
+                                       table.c.body, table.c.signatures, table.c.id_key)
                                 .where(table.c.seq >= start).order_by(table.c.seq)
                                 .limit(CHUNK * 5)).all()
         if not rows:
             return
         for row in rows:
-            yield row[0], row[1], row[2], bytes(row[3]), bytes(row[4])
+            yield row[0], row[1], row[2], bytes(row[3]), bytes(row[4]), int(row[5])
         start = rows[-1][0] + 1
 
 
@@ -252,7 +253,7 @@ def _walk(store: Store, pool: ProcessPoolExecutor | None, progress: Progress | N
     done = 0
     # Transactions are read ahead in chunks whose signatures the pool checks
     # while the main process replays the blocks before them.
-    pending_txs: list[tuple[int, str, int, bytes, bytes]] = []
+    pending_txs: list[tuple[int, str, int, bytes, bytes, int]] = []
     futures: list[tuple[int, Future[list[tuple[bytes, str]]]]] = []
     verified = VerifiedSignatures()
     tx_iter_done = False
@@ -331,11 +332,14 @@ def _walk(store: Store, pool: ProcessPoolExecutor | None, progress: Progress | N
         while futures and futures[0][0] < header.log_size:
             verified.pairs.update(futures.pop(0)[1].result())
         signed: list[SignedTx] = []
-        for seq, tx_id, _h, body, sigs_raw in block_rows:
+        for seq, tx_id, _h, body, sigs_raw, stored_key in block_rows:
             computed = sha256(body)
             if computed.hex() != tx_id:
                 raise ChainBroken(f"log entry {seq}: stored tx_id is not SHA-256 of its body",
                                   height=height)
+            if stored_key != id_key(tx_id):
+                raise ChainBroken(f"log entry {seq}: stored id_key does not match its tx_id "
+                                  "(lookups by id would miss it)", height=height)
             # Stored bodies need no duplicate-member check: any byte that differs
             # from what the author signed already failed its signature above.
             try:

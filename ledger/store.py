@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import Column, Index, LargeBinary, event, func, text
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, event, func, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
@@ -48,8 +48,14 @@ class BlockRow(SQLModel, table=True):
 
 class TxRow(SQLModel, table=True):
     __tablename__ = "tx"
+    __table_args__ = (Index("ix_tx_id_key", "id_key"),)
     seq: int = Field(primary_key=True)
-    tx_id: str = Field(max_length=64, unique=True)
+    tx_id: str = Field(max_length=64)
+    # The first 8 bytes of the id as a signed integer (id_key): lookups by id go
+    # through an index on it. Ids are random, so every block's inserts land all
+    # over the index; an 8-byte key keeps it about a quarter of the size of one
+    # on the 64-character id, and with it the pages each block rewrites.
+    id_key: int = Field(sa_column=Column(BigInteger, nullable=False))
     height: int = Field(index=True)
     type: str = Field(max_length=64, index=True)
     author: str = Field(max_length=32)
@@ -137,12 +143,28 @@ class ReceiptPartyRow(SQLModel, table=True):
 
 # Parameters per IN (...) query: well below every SQLite build's variable limit.
 MANY_CHUNK = 500
+# SQLite checkpoints its write-ahead log into the database file once the log holds
+# this many pages (the default is 1,000, about 4 MB). A block rewrites many of the
+# same index pages as the last one; with a larger log each is copied into the
+# file once per checkpoint rather than once per block. bench/node.py exercises it.
+WAL_CHECKPOINT_PAGES = 16_384
 # Parameters per multi-row INSERT of a block commit: SQLite's default limit
 # since 3.32 (PostgreSQL allows 65,535). A block's rows then go in a statement
 # or two per table. A SQLite build with a lower limit gets its own limit.
 ROW_PARAMS = 32_766
 CHAIN_TABLES = ("block", "tx", "merkle_node", "checkpoint_sig")
 DERIVED_TABLES = ("state", "tx_party", "validator_change")
+
+
+_HEX_DIGITS = frozenset("0123456789abcdef")
+
+
+def id_key(tx_id: str) -> int:
+    """``tx.id_key`` of a transaction id (64 lowercase hex digits): its first 8 bytes
+    as a signed 64-bit integer. ValueError for anything else."""
+    if len(tx_id) != 64 or not set(tx_id) <= _HEX_DIGITS:
+        raise ValueError(f"not a transaction id: {tx_id!r}")
+    return int.from_bytes(bytes.fromhex(tx_id[:16]), "big", signed=True)
 
 
 def validator_change(writes: Mapping[str, bytes | None]) -> bytes | None:
@@ -203,6 +225,8 @@ def make_engine(url: str) -> Engine:
             if not memory:
                 cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL" if not memory else "PRAGMA synchronous=OFF")
+            if not memory:
+                cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
@@ -226,11 +250,11 @@ class Store:
         self._mark = mark
         self._row_params = self._insert_params()
         self._get_sql = f"SELECT value FROM state WHERE key = {mark}"
-        self._locate_sql = f"SELECT seq, height FROM tx WHERE tx_id = {mark}"
+        by_id = f"WHERE id_key = {mark} AND tx_id = {mark}"
+        self._locate_sql = f"SELECT seq, height FROM tx {by_id}"
         self._receipt_sql = f"SELECT code, message FROM receipt WHERE tx_id = {mark}"
-        self._body_sql = f"SELECT body FROM tx WHERE tx_id = {mark}"
-        self._tx_sql = ("SELECT seq, height, tx_id, type, author, body, signatures FROM tx "
-                        f"WHERE tx_id = {mark}")
+        self._body_sql = f"SELECT body FROM tx {by_id}"
+        self._tx_sql = f"SELECT seq, height, tx_id, type, author, body, signatures FROM tx {by_id}"
         self._range_sql = (f"SELECT key, value FROM state WHERE key >= {mark} AND key < {mark} "
                            f"ORDER BY key LIMIT {mark}")
 
@@ -249,6 +273,19 @@ class Store:
 
     def create(self) -> None:
         SQLModel.metadata.create_all(self.engine)
+        if "id_key" not in {c["name"] for c in inspect(self.engine).get_columns("tx")}:
+            self._add_id_keys()
+
+    def _add_id_keys(self) -> None:
+        """Bring a database written before ``tx.id_key`` existed up to date: add the
+        column, fill it from each stored id, and index it (one transaction)."""
+        with self._write_lock, self.engine.begin() as conn:
+            conn.execute(text("ALTER TABLE tx ADD COLUMN id_key BIGINT NOT NULL DEFAULT 0"))
+            rows = conn.execute(text("SELECT seq, tx_id FROM tx")).all()
+            if rows:
+                conn.execute(text("UPDATE tx SET id_key = :k WHERE seq = :s"),
+                             [{"k": id_key(str(t)), "s": int(q)} for q, t in rows])
+            conn.execute(text("CREATE INDEX ix_tx_id_key ON tx (id_key)"))
 
     def close(self) -> None:
         for conn in self._raw_conns:
@@ -323,7 +360,7 @@ class Store:
     def tx_by_id(self, tx_id: str) -> StoredTx | None:
         """A committed transaction by its id, by a prepared point query (every read of
         a record and every status poll of a committed one comes here)."""
-        row = self._point(self._tx_sql, tx_id)
+        row = self._point_by_id(self._tx_sql, tx_id)
         if row is None:
             return None
         seq, height, found, tx_type, author, body, signatures = row
@@ -411,6 +448,17 @@ class Store:
             cursor.execute(sql, (param,))
             return cursor.fetchone()
 
+    def _point_by_id(self, sql: str, tx_id: str) -> Any:
+        """The row of ``sql`` (``WHERE id_key = ? AND tx_id = ?``) for ``tx_id``; None
+        for an id that is not 64 lowercase hex digits (no stored id is)."""
+        try:
+            key = id_key(tx_id)
+        except ValueError:
+            return None
+        with self._cursor() as cursor:
+            cursor.execute(sql, (key, tx_id))
+            return cursor.fetchone()
+
     def get_raw(self, key: str) -> bytes | None:
         row = self._point(self._get_sql, key)
         return None if row is None else bytes(row[0])
@@ -442,7 +490,7 @@ class Store:
 
     def tx_location(self, tx_id: str) -> tuple[int, int] | None:
         """(seq, height) of a committed transaction, by a prepared point query."""
-        row = self._point(self._locate_sql, tx_id)
+        row = self._point_by_id(self._locate_sql, tx_id)
         return None if row is None else (int(row[0]), int(row[1]))
 
     def receipt_of(self, tx_id: str) -> tuple[str, str] | None:
@@ -469,7 +517,7 @@ class Store:
 
     def tx_body(self, tx_id: str) -> bytes | None:
         """The stored body bytes of a committed transaction, by a prepared point query."""
-        row = self._point(self._body_sql, tx_id)
+        row = self._point_by_id(self._body_sql, tx_id)
         return None if row is None else bytes(row[0])
 
     def state_prefix_raw(self, prefix: str, *, limit: int = 1000) -> list[tuple[str, bytes]]:
@@ -606,8 +654,8 @@ class Store:
         for seq, item in enumerate(accepted, first_seq):
             tx = item.tx
             body = tx.body
-            tx_rows.append((seq, tx.tx_id_hex, height, body.type, body.author, tx.body_bytes,
-                            tx.signatures_bytes))
+            tx_rows.append((seq, tx.tx_id_hex, int.from_bytes(tx.tx_id[:8], "big", signed=True),
+                            height, body.type, body.author, tx.body_bytes, tx.signatures_bytes))
             party_rows.extend((seq, org) for org in sorted(item.parties))
         # In key order: each insert then lands next to the previous one in the
         # state table's index.
@@ -625,7 +673,7 @@ class Store:
             insert("block (height, hash, header, first_seq, tx_count)",
                    [(header.height, block_hash, header.canonical_bytes(), first_seq,
                      len(accepted))])
-            insert("tx (seq, tx_id, height, type, author, body, signatures)", tx_rows)
+            insert("tx (seq, tx_id, id_key, height, type, author, body, signatures)", tx_rows)
             insert("tx_party (seq, org)", party_rows)
             insert("merkle_node (level, idx, hash)", nodes)
             for i in range(0, len(deletes), self._row_params):

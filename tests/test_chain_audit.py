@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from ledger.audit import audit, rebuild_derived
-from ledger.store import Store
+from ledger.store import Store, id_key
 from tests.helpers import FixedClock, enrol_tx, fill_blocks, make_node
 
 
@@ -58,10 +58,23 @@ def test_edited_payload_with_recomputed_tx_id_fails_the_signature(chain: Any) ->
     row = store.tx_by_seq(9)
     assert row is not None
     edited = row.body.replace(b'"member"', b'"admin"')
-    _exec(store, "UPDATE tx SET body = :b, tx_id = :t WHERE seq = 9", b=edited,
-          t=hashlib.sha256(edited).hexdigest())
+    new_id = hashlib.sha256(edited).hexdigest()
+    _exec(store, "UPDATE tx SET body = :b, tx_id = :t, id_key = :k WHERE seq = 9", b=edited,
+          t=new_id, k=id_key(new_id))
     height, reason = _finding(store)
     assert height == row.height and "signature" in reason
+
+
+def test_edited_id_key_is_caught(chain: Any) -> None:
+    node, _ids = chain
+    store = node.store
+    row = store.tx_by_seq(12)
+    assert row is not None
+    assert store.tx_by_id(row.tx_id) is not None
+    _exec(store, "UPDATE tx SET id_key = id_key + 1 WHERE seq = 12")
+    assert store.tx_by_id(row.tx_id) is None  # the lookup by id misses it now
+    height, reason = _finding(store)
+    assert height == row.height and "log entry 12" in reason and "id_key" in reason
 
 
 def test_deleted_transaction_is_caught(chain: Any) -> None:
@@ -97,8 +110,8 @@ def test_inserted_block_row_is_caught(chain: Any) -> None:
 def test_inserted_log_entry_is_caught(chain: Any) -> None:
     node, _ids = chain
     store = node.store
-    _exec(store, "INSERT INTO tx (seq, tx_id, height, type, author, body, signatures) "
-                 "SELECT 31, :t, 5, type, author, body, signatures FROM tx WHERE seq = 30",
+    _exec(store, "INSERT INTO tx (seq, tx_id, id_key, height, type, author, body, signatures) "
+                 "SELECT 31, :t, id_key, 5, type, author, body, signatures FROM tx WHERE seq = 30",
           t="ab" * 32)
     height, reason = _finding(store)
     assert height == 6 and "beyond the last block" in reason
@@ -215,3 +228,23 @@ def test_a_small_merkle_node_cache_stays_bounded_and_builds_the_same_tree(
                 == roomy.inclusion_bundle(tx_id, reader="bank-asia"))
     for node in (roomy, tight):
         assert audit(node.store, workers=1).ok
+
+
+def test_a_database_written_before_id_key_is_brought_up_to_date(chain: Any) -> None:
+    """A node's database from before ``tx.id_key``: opening it adds and fills the
+    column, and every committed transaction is found by its id again."""
+    node, ids = chain
+    store = node.store
+    _exec(store, "DROP INDEX ix_tx_id_key")
+    _exec(store, "ALTER TABLE tx DROP COLUMN id_key")
+    reopened = Store(store.url)
+    try:
+        reopened.create()
+        for tx_id in ids:
+            found = reopened.tx_by_id(tx_id)
+            assert found is not None and found.tx_id == tx_id
+            assert reopened.tx_location(tx_id) == (found.seq, found.height)
+        report = audit(reopened, workers=2)
+        assert report.ok, report.finding
+    finally:
+        reopened.close()
