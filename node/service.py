@@ -774,11 +774,12 @@ class LedgerNode:
             log.exception("checking sealed details of block %d failed", header.height)
 
     def flush(self, timeout: float = 30.0) -> None:
-        """Wait until the queue is empty (tests and the demo use it)."""
+        """Wait until every queued transaction's block is finished (tests and the demo
+        use it)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
-                if not self._pending:
+                if not self._pending and not self._inflight:
                     return
             if self._thread is None:
                 self.cut_block()

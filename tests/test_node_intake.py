@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from client.sdk import TxBuilder
@@ -78,3 +79,26 @@ def test_a_read_racing_a_commit_never_leaves_the_old_value_cached() -> None:
     assert cache.get_raw("k") == b'"new"'
     base.during_read = lambda: cache.committed({"other": b"1"})
     assert cache.get_many(["j", "k"]) == {"j": None, "k": b'"new"'}
+
+
+def test_flush_returns_once_the_last_block_is_committed(demo_consortium: Any, db_url: str,
+                                                       monkeypatch: Any) -> None:
+    """flush() waits for the block being written, not only for the queue to empty:
+    the orderer takes a block's transactions off the queue before it commits them."""
+    node = make_node(demo_consortium, db_url, block_interval=0.01)
+    commit = node.store.commit_block
+
+    def slow_commit(*args: Any, **kwargs: Any) -> None:
+        time.sleep(0.4)
+        commit(*args, **kwargs)
+
+    monkeypatch.setattr(node.store, "commit_block", slow_commit)
+    txs = [enrol_tx(demo_consortium, "bank-asia") for _ in range(3)]
+    node.start()
+    try:
+        for tx in txs:
+            node.submit(tx.to_wire())
+        node.flush(timeout=10)
+        assert [node.status(tx.tx_id_hex).status for tx in txs] == ["committed"] * 3
+    finally:
+        node.stop()
