@@ -656,10 +656,11 @@ class Store:
             body = tx.body
             tx_rows.append((seq, tx.tx_id_hex, int.from_bytes(tx.tx_id[:8], "big", signed=True),
                             height, body.type, body.author, tx.body_bytes, tx.signatures_bytes))
-            party_rows.extend((seq, org) for org in sorted(item.parties))
-        # In key order: each insert then lands next to the previous one in the
+            party_rows += [(seq, org) for org in item.parties]
+        # In key order (a built block's writes are in key order already, see
+        # build_block): each insert then lands next to the previous one in the
         # state table's index.
-        upserts = sorted((k, v, height) for k, v in writes.items() if v is not None)
+        upserts = [(k, v, height) for k, v in writes.items() if v is not None]
         deletes = [k for k, v in writes.items() if v is None]
         change = validator_change(writes)
         # Multi-row statements: one INSERT carries up to ROW_PARAMS parameters, so

@@ -313,6 +313,9 @@ class LedgerNode:
         # Who may see a queued transaction's status: its signers' organisations,
         # or everyone when the type is public (PUBLIC_PARTY).
         self._readers: dict[bytes, frozenset[str]] = {}
+        # One frozenset per combination of signer organisations (and public or
+        # not), shared by every queued transaction with that combination.
+        self._reader_sets: dict[tuple[object, ...], frozenset[str]] = {}
         self._verified = VerifiedSignatures()
         self._stop = threading.Event()
         self._commits = CommitSignal()
@@ -449,12 +452,19 @@ class LedgerNode:
         (and one wake-up of the orderer): each gets its status or the error that
         refused it."""
         readers: list[frozenset[str]] = []
+        shared = self._reader_sets
         for tx, _keys, _payload, orgs in items:
             spec = REGISTRY.get(tx.body.type)
             if len(orgs) < len(tx.signatures):  # a signer key unknown at the checks
                 orgs = self.signer_orgs(tx)
-            readers.append(frozenset(orgs) | (
-                {PUBLIC_PARTY} if spec is not None and spec.public else set()))
+            public = spec is not None and spec.public
+            who = shared.get((public, *orgs))
+            if who is None:
+                who = frozenset(orgs) | ({PUBLIC_PARTY} if public else set())
+                if len(shared) >= 4096:
+                    shared.clear()
+                shared[(public, *orgs)] = who
+            readers.append(who)
         out: list[TxStatus | LedgerError] = []
         with self._lock:
             for (tx, verified_keys, payload, _orgs), who in zip(items, readers, strict=True):
@@ -723,18 +733,21 @@ class LedgerNode:
         when = format_time(self.clock.now())
         self.store.add_receipts((r.tx.tx_id_hex, r.error.code, r.error.message, when,
                                  self.signer_orgs(r.tx)) for r in built.refused)
+        ids = [tx.tx_id for tx in batch]
         with self._lock:
-            for tx in batch:
-                self._inflight.discard(tx.tx_id)
-                self._readers.pop(tx.tx_id, None)
-                self._pending_nonces.discard((tx.body.author, tx.body.nonce))
-                self._verified.payloads.pop(tx.tx_id, None)
-                for s in tx.signatures:
-                    self._verified.pairs.discard((tx.tx_id, s.key_id))
+            self._inflight.difference_update(ids)
+            readers, payloads = self._readers, self._verified.payloads
+            for tx_id in ids:
+                readers.pop(tx_id, None)
+                payloads.pop(tx_id, None)
+            self._pending_nonces.difference_update([(tx.body.author, tx.body.nonce)
+                                                    for tx in batch])
+            self._verified.pairs.difference_update([(tx.tx_id, s.key_id) for tx in batch
+                                                    for s in tx.signatures])
         self.cpu.commit += time.thread_time() - started
         self.cpu.ordered_txs += len(batch)
         self.cpu.blocks += 1
-        self._commits.fire(tx.tx_id for tx in batch)
+        self._commits.fire(ids)
         return built.header if built.accepted else None
 
     def _prefetch(self, batch: Sequence[SignedTx]) -> None:
