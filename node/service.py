@@ -578,9 +578,12 @@ class LedgerNode:
                     continue
                 given: list[bool | None] = [None] * len(todo)
                 if verdicts is not None and todo:
-                    by_key = dict(zip((s.key_id for s in tx.signatures), verdicts[i],
-                                      strict=True))
-                    given = [by_key[kid] for _p, kid, _s in todo]
+                    if len(todo) == len(tx.signatures):  # every key found: aligned
+                        given = list(verdicts[i])
+                    else:
+                        by_key = dict(zip((s.key_id for s in tx.signatures), verdicts[i],
+                                          strict=True))
+                        given = [by_key[kid] for _p, kid, _s in todo]
                 for (public, kid, sig), verdict in zip(todo, given, strict=True):
                     if verdict is None:
                         intake.jobs.append((public, tx.tx_id, sig))
