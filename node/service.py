@@ -68,6 +68,10 @@ PARALLEL_PARSE_BYTES = 32 * 1024
 # A batch waits at most this long (seconds) for the queue to fall below the
 # high-water mark before it is taken in anyway (submit_body_async).
 INTAKE_WAIT = 10.0
+# Seconds between the checkpointer thread's copies of SQLite's write-ahead log
+# into the database file, while blocks are being committed (Store.checkpoint).
+# Each copy writes a page once however many blocks rewrote it since the last.
+CHECKPOINT_INTERVAL = 1.0
 # Cyclic garbage collector thresholds while the node runs (see tune_gc).
 GC_THRESHOLDS = (50_000, 20, 100)
 
@@ -321,6 +325,8 @@ class LedgerNode:
         self._commits = CommitSignal()
         self._pool: ProcessPoolExecutor | None = None
         self._thread: threading.Thread | None = None
+        self._checkpointer: threading.Thread | None = None
+        self._checkpoint_due = threading.Event()
         self._nodes = StoreNodes(store)
         self._state = CachedState(store)
         self._key_records: dict[bytes, tuple[str, bytes, str, str | None]] = {}
@@ -365,6 +371,10 @@ class LedgerNode:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="orderer", daemon=True)
             self._thread.start()
+        if self._checkpointer is None:
+            self._checkpointer = threading.Thread(target=self._checkpoints, name="checkpointer",
+                                                  daemon=True)
+            self._checkpointer.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -374,6 +384,10 @@ class LedgerNode:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        self._checkpoint_due.set()
+        if self._checkpointer is not None:
+            self._checkpointer.join(timeout=10)
+            self._checkpointer = None
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
@@ -677,6 +691,26 @@ class LedgerNode:
 
     # -- ordering -----------------------------------------------------------
 
+    def _checkpoints(self) -> None:
+        """Checkpoint the database's write-ahead log at most every
+        ``CHECKPOINT_INTERVAL`` seconds while blocks are committed.
+
+        Left to SQLite, the checkpoint runs inside the commit that fills the log:
+        about 0.2 s of the orderer's time every few blocks under load. Here it
+        runs beside the orderer, mostly outside the interpreter lock, and a
+        failed one is only logged: the log waits for the next.
+        """
+        while not self._stop.is_set():
+            self._checkpoint_due.wait()
+            if self._stop.is_set():
+                return
+            self._checkpoint_due.clear()
+            try:
+                self.store.checkpoint()
+            except Exception:
+                log.exception("checkpointing the database log failed")
+            self._stop.wait(CHECKPOINT_INTERVAL)
+
     def _run(self) -> None:
         while not self._stop.is_set():
             with self._lock:
@@ -729,6 +763,7 @@ class LedgerNode:
             raise
         self._nodes.take_pending()
         if built.accepted:
+            self._checkpoint_due.set()
             self._state.committed(built.state_writes)
             self.head = built.header
             self._commit_seq += 1
