@@ -163,11 +163,21 @@ _HEX_DIGITS = frozenset("0123456789abcdef")
 
 
 def id_key(tx_id: str) -> int:
-    """``tx.id_key`` of a transaction id (64 lowercase hex digits): its first 8 bytes
-    as a signed 64-bit integer. ValueError for anything else."""
+    """``tx.id_key`` of a transaction id (64 lowercase hex digits). ValueError for
+    anything else."""
     if len(tx_id) != 64 or not set(tx_id) <= _HEX_DIGITS:
         raise ValueError(f"not a transaction id: {tx_id!r}")
-    return int.from_bytes(bytes.fromhex(tx_id[:16]), "big", signed=True)
+    return id_key_of(bytes.fromhex(tx_id[:16]))
+
+
+def id_key_of(tx_id: bytes) -> int:
+    """``tx.id_key`` of a raw transaction id: its first 8 bytes as a signed 64-bit
+    integer."""
+    return int.from_bytes(tx_id[:8], "big", signed=True)
+
+
+def _in_memory(url: str) -> bool:
+    return url in ("sqlite://", "sqlite:///:memory:")
 
 
 def validator_change(writes: Mapping[str, bytes | None]) -> bytes | None:
@@ -212,7 +222,7 @@ class StoredTx:
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign-thread use."""
     if url.startswith("sqlite"):
-        memory = url in ("sqlite://", "sqlite:///:memory:")
+        memory = _in_memory(url)
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
@@ -294,8 +304,7 @@ class Store:
         """Copy what SQLite's write-ahead log holds into the database file, as far as
         readers allow, without waiting for them or for the writer (a passive
         checkpoint). Nothing to do on PostgreSQL or an in-memory SQLite."""
-        if self.engine.dialect.name != "sqlite" or self.url in ("sqlite://",
-                                                                "sqlite:///:memory:"):
+        if self.engine.dialect.name != "sqlite" or _in_memory(self.url):
             return
         with self._cursor() as cursor:
             cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
@@ -668,8 +677,8 @@ class Store:
         for seq, item in enumerate(accepted, first_seq):
             tx = item.tx
             body = tx.body
-            tx_rows.append((seq, tx.tx_id_hex, int.from_bytes(tx.tx_id[:8], "big", signed=True),
-                            height, body.type, body.author, tx.body_bytes, tx.signatures_bytes))
+            tx_rows.append((seq, tx.tx_id_hex, id_key_of(tx.tx_id), height, body.type,
+                            body.author, tx.body_bytes, tx.signatures_bytes))
             party_rows += [(seq, org) for org in item.parties]
         # In key order (a built block's writes are in key order already, see
         # build_block): each insert then lands next to the previous one in the

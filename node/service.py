@@ -472,12 +472,13 @@ class LedgerNode:
             if len(orgs) < len(tx.signatures):  # a signer key unknown at the checks
                 orgs = self.signer_orgs(tx)
             public = spec is not None and spec.public
-            who = shared.get((public, *orgs))
+            combination = (public, *orgs)
+            who = shared.get(combination)
             if who is None:
                 who = frozenset(orgs) | ({PUBLIC_PARTY} if public else set())
                 if len(shared) >= 4096:
                     shared.clear()
-                shared[(public, *orgs)] = who
+                shared[combination] = who
             readers.append(who)
         out: list[TxStatus | LedgerError] = []
         with self._lock:
