@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from ledger.encoding import (
     MAX_SAFE_INTEGER,
+    _loads_exact,
     canonical,
     canonical_exact,
     format_number,
@@ -179,3 +180,62 @@ def test_trusted_loads_reads_canonical_bytes_as_strict_loads_does(value: Any) ->
     encoded = canonical(value)
     assert _same(loads_trusted(encoded), loads(encoded))
     assert canonical(loads_trusted(encoded)) == encoded
+
+
+# JSON texts as a peer might send them: objects as member lists that may repeat a
+# name (also spelt with escapes), strings with colons raw or escaped, integers
+# past the safe range, floats, white space between the tokens.
+_names = st.sampled_from(["a", "b", "a:b", ":", "\\u0061", "\\u003a", "\\u003A", "x\\\"y"])
+_scalars = (st.sampled_from(["null", "true", "false", "-0", "0.0", "1e400", "-1.5e-7"])
+            | st.integers(-(2**70), 2**70).map(str)
+            | st.floats(allow_nan=False, allow_infinity=False).map(repr)
+            | _names.map(lambda n: f'"{n}"') | st.text(max_size=6).map(json.dumps))
+_space = st.sampled_from(["", " ", "\n"])
+
+
+def _text(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    members = st.lists(st.tuples(_names, children, _space), max_size=4)
+    return (st.lists(children, max_size=4).map(lambda xs: "[" + ",".join(xs) + "]")
+            | members.map(lambda ms: "{" + ",".join(f'"{n}"{w}:{w}{v}' for n, v, w in ms)
+                          + "}"))
+
+
+json_texts = st.recursive(_scalars, _text, max_leaves=20)
+
+
+def _outcome(parse: Any, text: bytes | str) -> tuple[Any, ...]:
+    try:
+        value = parse(text)
+    except MalformedRecord as exc:
+        return ("refused", exc.rule, exc.field, exc.message)
+    return ("parsed", repr(value))
+
+
+@given(json_texts, st.booleans())
+def test_strict_loads_reads_any_text_as_the_exact_parser_does(text: str, as_bytes: bool) -> None:
+    """The orjson path with its colon count accepts, refuses and reads numbers
+    exactly as the standard library's parser with a hook on every object."""
+    data: bytes | str = text.encode("utf-8", "surrogatepass") if as_bytes else text
+    assert _outcome(loads, data) == _outcome(_loads_exact, data)
+
+
+@pytest.mark.parametrize("text", [
+    b'{"a":1,"a":2}', b'{"a":"x:y","a":"z"}', b'{"a":1,"\\u0061":2}', b'{"a":"\\u003a","a":1}',
+    b'{"k":{"a":1,"b":{"a":1,"a":1}}}', b'[{"a":1},{"a":1}]', b'{"x:y":1}', b'"\\u003A"',
+    b"[NaN]", b"[-Infinity]", b"[123456789012345678901234567890]", b"[-9007199254740993]",
+    b"[9007199254740991]", b"[1e400]", b'["\\ud800"]', b"\xef\xbb\xbf{}", "\ufeff{}",
+    b"[" * 300 + b"]" * 300, b"[" * 2000 + b"]" * 2000, '{"a": "\ud800"}',
+    b'  {"a" : 1 }  ', b'{"a":1}x', b"", "{}".encode("utf-16"),
+])
+def test_strict_loads_edge_cases_match_the_exact_parser(text: bytes | str) -> None:
+    assert _outcome(loads, text) == _outcome(_loads_exact, text)
+
+
+def test_strict_loads_refuses_a_duplicate_hidden_behind_colons_in_strings() -> None:
+    # As many colons in the dropped member's value as the kept one lacks would
+    # balance a naive count; the escape and the nesting are refused too.
+    for text in (b'{"a":"::","a":""}', b'{"a":"","a":"::"}', b'{"a":{"b":1},"a":1}',
+                 b'{"a":1,"\\u0061":"\\u003a"}'):
+        with pytest.raises(MalformedRecord) as info:
+            loads(text)
+        assert info.value.rule == "duplicate_key"
