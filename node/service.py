@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from ledger import merkle
@@ -72,6 +73,8 @@ INTAKE_WAIT = 10.0
 # into the database file, while blocks are being committed (Store.checkpoint).
 # Each copy writes a page once however many blocks rewrote it since the last.
 CHECKPOINT_INTERVAL = 1.0
+# Bytes the pipes to and from the signature worker hold (see enlarge_pipes).
+WORKER_PIPE_BYTES = 1 << 20
 # Cyclic garbage collector thresholds while the node runs (see tune_gc).
 GC_THRESHOLDS = (50_000, 20, 100)
 
@@ -91,6 +94,46 @@ def tune_gc() -> None:
     if gc.get_threshold()[0] < GC_THRESHOLDS[0]:
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
+
+
+def enlarge_pipes(pool: ProcessPoolExecutor, size: int = WORKER_PIPE_BYTES) -> int:
+    """Give the pipes between this process and ``pool``'s worker ``size`` bytes
+    each, or as much as the system allows (Linux ``F_SETPIPE_SZ``); returns the
+    smallest capacity they have, 0 where it cannot be read.
+
+    A batch travels to the worker as its request body (some 300 KB for 500
+    transactions) and comes back parsed (some 500 KB). Through the default
+    64 KiB pipe each chunk is a system call on either side, and in this process
+    each one waits for the interpreter lock, which the orderer holds: the
+    worker sat idle for 7 ms between batches of 45 ms, against 4 ms with
+    pipes that hold a whole batch. The queues are the executor's own
+    (``_call_queue``, ``_result_queue``); where they are not found, or on
+    another system, the pipes keep their size.
+    """
+    fcntl: Any
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on Linux
+        return 0
+    set_size, get_size = getattr(fcntl, "F_SETPIPE_SZ", None), getattr(fcntl, "F_GETPIPE_SZ", None)
+    if set_size is None or get_size is None:  # pragma: no cover - not on Linux
+        return 0
+    try:
+        limit = int(Path("/proc/sys/fs/pipe-max-size").read_text())
+    except (OSError, ValueError):
+        limit = size
+    ends = [getattr(getattr(pool, name, None), end, None)
+            for name in ("_call_queue", "_result_queue") for end in ("_reader", "_writer")]
+    sizes: list[int] = []
+    for conn in ends:
+        try:
+            fd = conn.fileno()  # type: ignore[union-attr]
+            with contextlib.suppress(OSError):  # over the user's pipe quota: keep it
+                fcntl.fcntl(fd, set_size, min(size, limit))
+            sizes.append(fcntl.fcntl(fd, get_size))
+        except (AttributeError, OSError):
+            return 0
+    return min(sizes)
 
 
 def verify_all(jobs: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
@@ -529,10 +572,11 @@ class LedgerNode:
         While the orderer runs and a block's worth of transactions is already
         queued, a batch waits (up to ``INTAKE_WAIT`` seconds) before it is
         taken in: queueing more would not commit anything sooner, only make
-        every later transaction wait longer for its commit.
+        every later transaction wait longer for its commit. A batch parsed in
+        the worker waits once parsed, with its signatures checked.
         """
-        await self._intake_wait()
         if len(body) < PARALLEL_PARSE_BYTES:
+            await self._intake_wait()
             return await self._verify_and_queue(
                 self._intake_start(batch_items(loads(body), max_batch)))
         keys, self._keys_for_worker = self._keys_for_worker, {}
@@ -542,6 +586,9 @@ class LedgerNode:
             batch_items(loads(body), max_batch)
             raise AssertionError("parse_batch refused a body that parses here")
         items, verdicts = parsed
+        # The worker parses and checks a batch before it waits: its signature
+        # checks then go on while the orderer drains a full queue.
+        await self._intake_wait()
         return await self._verify_and_queue(self._intake_parsed(items, verdicts))
 
     async def _intake_wait(self) -> None:
@@ -635,6 +682,7 @@ class LedgerNode:
     def _verifier(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=1)
+            enlarge_pipes(self._pool)
         return self._pool
 
     def _precheck(self, tx: SignedTx, now: datetime

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 from client.sdk import TxBuilder
 from ledger.keys import SigningKey
 from ledger.state import CachedState, MemoryState
+from node.service import PARALLEL_PARSE_BYTES, WORKER_PIPE_BYTES, enlarge_pipes
 from tests.helpers import enrol_tx, make_node
 
 
@@ -125,3 +129,39 @@ def test_a_running_node_checkpoints_the_database_log_itself(demo_consortium: Any
     finally:
         node.stop()
     assert node._checkpointer is None  # stopped with the node
+
+
+def test_batches_cross_to_the_signature_worker_through_pipes_that_hold_them(
+        demo_consortium: Any, db_url: str, monkeypatch: Any) -> None:
+    """The pipes to and from the worker hold a whole batch (1 MiB, or the most the
+    system allows), and batch bodies several times the old 64 KiB pipe come back
+    parsed, checked and queued; also when they arrive with a block's worth already
+    queued, and wait, parsed, for the orderer to take it."""
+    node = make_node(demo_consortium, db_url, block_interval=0.01, intake_high_water=100)
+    limit = int(Path("/proc/sys/fs/pipe-max-size").read_text())
+    assert enlarge_pipes(node._verifier()) >= min(WORKER_PIPE_BYTES, limit)
+    commit = node.store.commit_block
+
+    def slow_commit(*args: Any, **kwargs: Any) -> None:
+        time.sleep(0.3)
+        commit(*args, **kwargs)
+
+    monkeypatch.setattr(node.store, "commit_block", slow_commit)
+    batches = [[enrol_tx(demo_consortium, org) for _ in range(400)]
+               for org in ("bank-asia", "supplier-hcm")]
+    bodies = [json.dumps({"transactions": [t.to_wire() for t in txs]}).encode()
+              for txs in batches]
+    assert min(map(len, bodies)) > max(3 * 65536, PARALLEL_PARSE_BYTES)
+
+    async def submit_both() -> list[list[dict[str, Any]]]:
+        return list(await asyncio.gather(*(node.submit_body_async(b, 500) for b in bodies)))
+
+    node.start()
+    try:
+        results = asyncio.run(submit_both())
+        assert [[r["status"] for r in rs] for rs in results] == [["pending"] * 400] * 2
+        node.flush(timeout=30)
+        assert {node.status(tx.tx_id_hex).status for txs in batches for tx in txs} == {
+            "committed"}
+    finally:
+        node.stop()
