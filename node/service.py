@@ -572,11 +572,10 @@ class LedgerNode:
         While the orderer runs and a block's worth of transactions is already
         queued, a batch waits (up to ``INTAKE_WAIT`` seconds) before it is
         taken in: queueing more would not commit anything sooner, only make
-        every later transaction wait longer for its commit. A batch parsed in
-        the worker waits once parsed, with its signatures checked.
+        every later transaction wait longer for its commit.
         """
+        await self._intake_wait()
         if len(body) < PARALLEL_PARSE_BYTES:
-            await self._intake_wait()
             return await self._verify_and_queue(
                 self._intake_start(batch_items(loads(body), max_batch)))
         keys, self._keys_for_worker = self._keys_for_worker, {}
@@ -586,9 +585,6 @@ class LedgerNode:
             batch_items(loads(body), max_batch)
             raise AssertionError("parse_batch refused a body that parses here")
         items, verdicts = parsed
-        # The worker parses and checks a batch before it waits: its signature
-        # checks then go on while the orderer drains a full queue.
-        await self._intake_wait()
         return await self._verify_and_queue(self._intake_parsed(items, verdicts))
 
     async def _intake_wait(self) -> None:

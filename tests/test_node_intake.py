@@ -136,7 +136,7 @@ def test_batches_cross_to_the_signature_worker_through_pipes_that_hold_them(
     """The pipes to and from the worker hold a whole batch (1 MiB, or the most the
     system allows), and batch bodies several times the old 64 KiB pipe come back
     parsed, checked and queued; also when they arrive with a block's worth already
-    queued, and wait, parsed, for the orderer to take it."""
+    queued and wait for the orderer to take it."""
     node = make_node(demo_consortium, db_url, block_interval=0.01, intake_high_water=100)
     limit = int(Path("/proc/sys/fs/pipe-max-size").read_text())
     assert enlarge_pipes(node._verifier()) >= min(WORKER_PIPE_BYTES, limit)
