@@ -86,6 +86,18 @@ def steal_ms() -> float:
         return 0.0
 
 
+def busy_cpu_s() -> float:
+    """CPU seconds the machine's processors have been busy so far, all processes and
+    the host's steal included (/proc/stat: user, nice, system, irq, softirq,
+    steal); 0.0 where /proc/stat cannot be read."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        busy = sum(int(fields[i]) for i in (1, 2, 3, 6, 7, 8))
+        return busy / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def report(title: str, rows: list[tuple[str, str, str]], data: dict[str, Any]) -> None:
     width = max(len(r[0]) for r in rows) + 2
     print(f"\n== {title}")

@@ -32,7 +32,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
-from bench.common import PASSPHRASE, consortium, raw_verify_rate, report, steal_ms
+from bench.common import (
+    PASSPHRASE,
+    busy_cpu_s,
+    consortium,
+    raw_verify_rate,
+    report,
+    steal_ms,
+)
 from client.consortium import Consortium
 from client.sdk import RequestSigner, wait_ready
 from ledger.keys import SigningKey
@@ -310,10 +317,13 @@ def main() -> None:
             latencies: list[float] = []
             raw_before = raw_verify_rate()
             cpu0 = process_cpu(NODE_PID[0])
-            stolen = steal_ms()
+            stolen, busy, began = steal_ms(), busy_cpu_s(), time.monotonic()
             batch = run_batches(base, batch_txs, batch=500, threads=4, samples=latencies)
             stolen = steal_ms() - stolen
             cpu1 = process_cpu(NODE_PID[0])
+            # The machine's busy share of both cores from the first batch to the
+            # last probe's commit (a little past the last batch's).
+            machine = (busy_cpu_s() - busy) / (2 * (time.monotonic() - began))
             raw_after = raw_verify_rate()
             committed = n_batch + len(latencies)
             node_us = (cpu1[0] - cpu0[0]) / committed * 1e6
@@ -330,7 +340,7 @@ def main() -> None:
             "latency_samples": len(latencies), "single_txs": n_single, "batch_txs": n_batch,
             "database": "postgresql" if args.database_url else "sqlite",
             "http_node_cpu_us_per_tx": node_us, "http_worker_cpu_us_per_tx": worker_us,
-            "batch_steal_ms": stolen,
+            "batch_steal_ms": stolen, "batch_span_machine_busy": machine,
             **{f"stage_{k}": v for k, v in stages.items()}}
     main_us = (stages["parse_us"] + stages["intake_us"] + stages["execute_us"]
                + stages["commit_us"])
@@ -347,6 +357,10 @@ def main() -> None:
         ("submit-to-commit p99", f"{p99:.1f} ms", ""),
         ("node CPU per tx, batch run", f"{node_us:.0f} us",
          f"node process over HTTP; + {worker_us:.0f} us in its signature worker"),
+        ("  node + worker per tx, in checks", f"{(node_us + worker_us) * raw / 1e6:.2f}",
+         f"at the ceiling; 0.5 x raw needs them to keep "
+         f"{(node_us + worker_us) * raw / 4e6:.0%} of 2 cores busy, they kept "
+         f"{batch * (node_us + worker_us) / 2e6:.0%}"),
         ("CPU per tx, in process:", "", "node threads, thread_time, no HTTP"),
         ("  parse request JSON", f"{stages['parse_us']:.1f} us", ""),
         ("  intake (format, nonce, keys)", f"{stages['intake_us']:.1f} us", ""),
