@@ -146,8 +146,19 @@ class SignedTx:
         return merkle.leaf_hash(self.leaf_bytes())
 
     def precompute(self) -> SignedTx:
-        """Fill the cached forms the orderer and the commit need; returns self."""
-        _ = self.tx_id_hex, self.leaf_hash
+        """Fill the cached forms the orderer and the commit need; returns self.
+
+        Set here directly, as the cached properties would set them: a first read
+        through ``cached_property`` takes a lock (Python 3.11), which cost more
+        than the hashing."""
+        cached = self.__dict__
+        if "leaf_hash" not in cached:
+            signatures_bytes = cached.get("signatures_bytes")
+            if signatures_bytes is None:
+                signatures_bytes = cached["signatures_bytes"] = _signatures_bytes(self.signatures)
+            cached["leaf_hash"] = merkle.leaf_hash(_leaf(self.body_bytes, signatures_bytes))
+        if "tx_id_hex" not in cached:
+            cached["tx_id_hex"] = self.tx_id.hex()
         return self
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
@@ -168,7 +179,17 @@ class SignedTx:
             signatures = None if fast is None else _signatures_fast(wire["signatures"], fast[2])
             if fast is not None and signatures is not None:
                 body_bytes = canonical(wire["body"])
-                return cls(TxBody(*fast), signatures, body_bytes, sha256(body_bytes))
+                # Checked above: set as a frozen dataclass's __init__ would,
+                # without its per-field object.__setattr__ calls.
+                tx_type, chain_id, author, nonce, created_at, expires_at, payload = fast
+                body = _new(TxBody)
+                body.__dict__.update(type=tx_type, chain_id=chain_id, author=author,
+                                     nonce=nonce, created_at=created_at,
+                                     expires_at=expires_at, payload=payload)
+                tx = _new(cls)
+                tx.__dict__.update(body=body, signatures=signatures, body_bytes=body_bytes,
+                                   tx_id=sha256(body_bytes))
+                return tx
         return cls.exact_from_wire(wire)
 
     @classmethod
@@ -320,7 +341,9 @@ def _signatures_fast(sigs: object, author: str) -> tuple[TxSignature, ...] | Non
             raw = parse_hex(entry["signature"], field="signature", size=SIGNATURE_SIZE)
         except MalformedRecord:
             return None
-        parsed.append(TxSignature(kid, raw))
+        sig = _new(TxSignature)
+        sig.__dict__.update(key_id=kid, signature=raw)
+        parsed.append(sig)
     if parsed[0].key_id != author or len({s.key_id for s in parsed}) != len(parsed):
         return None
     return tuple(parsed)
