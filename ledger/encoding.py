@@ -112,20 +112,21 @@ def _plain(obj: object) -> bool:
     """True when ``obj`` holds only dicts, lists, strings, safe ints, bools, None.
 
     Also demands BMP-only keys. Anything else takes the slow, exact path,
-    which also produces the precise error.
+    which also produces the precise error. The members of a container are
+    looked at where they are met: only containers go on the stack.
     """
+    kind = type(obj)
+    if kind is str or obj is None or kind is bool:
+        return True
+    if kind is int:
+        return -MAX_SAFE_INTEGER <= obj <= MAX_SAFE_INTEGER  # type: ignore[operator]
     stack = [obj]
     pop = stack.pop
-    extend = stack.extend
+    push = stack.append
     while stack:
         item = pop()
         kind = type(item)
-        if kind is str or item is None or kind is bool:
-            continue
-        if kind is int:
-            if not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:  # type: ignore[operator]
-                return False
-        elif kind is dict:
+        if kind is dict:
             # One C-level pass over the keys: join() refuses a key that is not
             # a str (a str subclass passes, and is encoded as a str).
             try:
@@ -134,11 +135,22 @@ def _plain(obj: object) -> bool:
                 return False
             if not keys.isascii() and _non_bmp(keys):
                 return False
-            extend(item.values())  # type: ignore[attr-defined]
+            members: Any = item.values()  # type: ignore[attr-defined]
         elif kind is list or kind is tuple:
-            extend(item)  # type: ignore[arg-type]
+            members = item
         else:
-            return False
+            members = (item,)
+        for member in members:
+            kind = type(member)
+            if kind is str or member is None or kind is bool:
+                continue
+            if kind is int:
+                if not -MAX_SAFE_INTEGER <= member <= MAX_SAFE_INTEGER:
+                    return False
+            elif kind is dict or kind is list or kind is tuple:
+                push(member)
+            else:
+                return False
     return True
 
 
