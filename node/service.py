@@ -37,6 +37,7 @@ from ledger.block import (
 from ledger.chain import Genesis, build_block
 from ledger.contracts import PUBLIC_PARTY, REGISTRY, Keys, parse_payload
 from ledger.contracts.membership import VALIDATORS, validator_set
+from ledger.contracts.trade import CONFIDENTIAL_TYPES
 from ledger.encoding import canonical, loads, loads_trusted
 from ledger.errors import (
     Conflict,
@@ -866,11 +867,15 @@ class LedgerNode:
         if self.confidential is None:
             return
         first = header.log_size - len(txs)
+        # Only the types that can carry sealed details are looked at (check()
+        # passes over the others): the rest of a block needs no record built.
+        sealed = [StoredTx(first + i, header.height, tx.tx_id_hex, tx.body.type,
+                           tx.body.author, tx.body_bytes, tx.signatures)
+                  for i, tx in enumerate(txs) if tx.body.type in CONFIDENTIAL_TYPES]
+        if not sealed:
+            return
         try:
-            self.confidential.check(
-                [StoredTx(first + i, header.height, tx.tx_id_hex, tx.body.type,
-                          tx.body.author, tx.body_bytes, tx.signatures)
-                 for i, tx in enumerate(txs)], now=self.clock.now())
+            self.confidential.check(sealed, now=self.clock.now())
         except Exception:
             log.exception("checking sealed details of block %d failed", header.height)
 
