@@ -176,6 +176,17 @@ def id_key_of(tx_id: bytes) -> int:
     return int.from_bytes(tx_id[:8], "big", signed=True)
 
 
+def _stored_id_key(tx_id: object) -> int:
+    """``id_key`` of a stored id, for filling the column of an older database; 0 for
+    a stored id that is no transaction id at all. Such a row is tampered with or
+    damaged: the database still opens, and its audit names the entry (its
+    ``tx_id`` is not the SHA-256 of its body)."""
+    try:
+        return id_key(str(tx_id))
+    except ValueError:
+        return 0
+
+
 def _in_memory(url: str) -> bool:
     return url in ("sqlite://", "sqlite:///:memory:")
 
@@ -297,14 +308,19 @@ class Store:
             rows = conn.execute(text("SELECT seq, tx_id FROM tx")).all()
             if rows:
                 conn.execute(text("UPDATE tx SET id_key = :k WHERE seq = :s"),
-                             [{"k": id_key(str(t)), "s": int(q)} for q, t in rows])
+                             [{"k": _stored_id_key(t), "s": int(q)} for q, t in rows])
             conn.execute(text("CREATE INDEX ix_tx_id_key ON tx (id_key)"))
+
+    @property
+    def checkpoints(self) -> bool:
+        """Whether :meth:`checkpoint` has work to do here: a SQLite database in a file."""
+        return self.engine.dialect.name == "sqlite" and not _in_memory(self.url)
 
     def checkpoint(self) -> None:
         """Copy what SQLite's write-ahead log holds into the database file, as far as
         readers allow, without waiting for them or for the writer (a passive
         checkpoint). Nothing to do on PostgreSQL or an in-memory SQLite."""
-        if self.engine.dialect.name != "sqlite" or _in_memory(self.url):
+        if not self.checkpoints:
             return
         with self._cursor() as cursor:
             cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")

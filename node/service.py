@@ -420,7 +420,7 @@ class LedgerNode:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="orderer", daemon=True)
             self._thread.start()
-        if self._checkpointer is None:
+        if self._checkpointer is None and self.store.checkpoints:
             self._checkpointer = threading.Thread(target=self._checkpoints, name="checkpointer",
                                                   daemon=True)
             self._checkpointer.start()

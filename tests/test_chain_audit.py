@@ -248,3 +248,26 @@ def test_a_database_written_before_id_key_is_brought_up_to_date(chain: Any) -> N
         assert report.ok, report.finding
     finally:
         reopened.close()
+
+
+def test_an_older_database_with_a_damaged_id_opens_and_its_audit_names_the_entry(
+        chain: Any) -> None:
+    """Filling ``id_key`` for an older database does not trip over a stored id that
+    is no transaction id: the database opens, and its audit names the entry."""
+    node, _ids = chain
+    store = node.store
+    row = store.tx_by_seq(7)
+    assert row is not None
+    _exec(store, "DROP INDEX ix_tx_id_key")
+    _exec(store, "ALTER TABLE tx DROP COLUMN id_key")
+    _exec(store, "UPDATE tx SET tx_id = 'not a transaction id' WHERE seq = 7")
+    reopened = Store(store.url)
+    try:
+        reopened.create()
+        report = audit(reopened, workers=2)
+        assert not report.ok and report.finding is not None
+        assert report.finding.height == row.height
+        assert "log entry 7" in report.finding.message
+        assert "tx_id" in report.finding.message
+    finally:
+        reopened.close()

@@ -131,6 +131,23 @@ def test_a_running_node_checkpoints_the_database_log_itself(demo_consortium: Any
     assert node._checkpointer is None  # stopped with the node
 
 
+def test_only_a_database_file_gets_a_checkpointer_thread(demo_consortium: Any,
+                                                         db_url: str) -> None:
+    """SQLite in a file has a write-ahead log to copy; PostgreSQL and an in-memory
+    SQLite have none, and their nodes run without the thread, committing as ever."""
+    for url, expected in ((db_url, db_url.startswith("sqlite")), ("sqlite://", False)):
+        node = make_node(demo_consortium, url, block_interval=0.01)
+        node.start()
+        try:
+            assert (node._checkpointer is not None) == expected
+            tx = enrol_tx(demo_consortium, "bank-asia")
+            node.submit(tx.to_wire())
+            node.flush(timeout=10)
+            assert node.status(tx.tx_id_hex).status == "committed"
+        finally:
+            node.stop()
+
+
 def test_batches_cross_to_the_signature_worker_through_pipes_that_hold_them(
         demo_consortium: Any, db_url: str, monkeypatch: Any) -> None:
     """The pipes to and from the worker hold a whole batch (1 MiB, or the most the
