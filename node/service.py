@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import gc
 import logging
 import sys
@@ -116,11 +117,6 @@ def enlarge_pipes(pool: ProcessPoolExecutor, size: int = WORKER_PIPE_BYTES) -> i
     (``_call_queue``, ``_result_queue``); where they are not found, or on
     another system, the pipes keep their size.
     """
-    fcntl: Any
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not on Linux
-        return 0
     set_size, get_size = getattr(fcntl, "F_SETPIPE_SZ", None), getattr(fcntl, "F_GETPIPE_SZ", None)
     if set_size is None or get_size is None:  # pragma: no cover - not on Linux
         return 0

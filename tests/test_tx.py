@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ledger import merkle
 from ledger.encoding import canonical
 from ledger.errors import MalformedRecord, VerificationError
 from ledger.hashing import parse_hex
@@ -74,6 +75,19 @@ def test_a_pickled_transaction_comes_back_whole() -> None:
                                      SELLER.key_id: SELLER.public_key})
     assert {"tx_id_hex", "leaf_hash", "signatures_bytes"} <= pickle.loads(
         pickle.dumps(ready)).__dict__.keys()
+
+
+def test_precomputed_forms_are_those_the_properties_give() -> None:
+    """precompute() fills the cached forms itself; they are the ones a first read
+    of each property computes, and the leaf hash is RFC 9162's over the leaf."""
+    wire = add_signature(_tx(), SELLER).to_wire()
+    ready = SignedTx.from_wire(wire).precompute()
+    lazy = SignedTx.from_wire(wire)
+    assert "leaf_hash" not in lazy.__dict__
+    assert ready.__dict__["leaf_hash"] == lazy.leaf_hash == merkle.leaf_hash(lazy.leaf_bytes())
+    assert ready.__dict__["signatures_bytes"] == lazy.signatures_bytes
+    assert ready.__dict__["tx_id_hex"] == lazy.tx_id_hex == lazy.tx_id.hex()
+    assert ready == lazy and ready.precompute() is ready
 
 
 def test_two_party_record_carries_both_signatures() -> None:
