@@ -168,9 +168,11 @@ def test_a_refused_transaction_changes_no_state(demo_consortium: Any, db_url: st
 def test_a_block_split_over_many_insert_statements_is_stored_the_same(
         demo_consortium: Any, db_url: str, tmp_path: Any,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """Rows go in multi-row INSERTs of at most ``ROW_PARAMS`` parameters; a
-    database allowing fewer (here 10, a few rows per statement) stores the same
-    chain and state as one taking a block's rows in a statement per table."""
+    """Rows go in multi-row INSERTs of ``ROWS_PER_INSERT`` rows, fewer where
+    ``ROW_PARAMS`` parameters would not hold them. A database allowing fewer
+    parameters (here 10, a few rows per statement), and statements of 7 rows
+    with a shorter last one, store the same chain and state as a statement per
+    table for the whole block."""
     import ledger.store
 
     def stored(node: Any) -> tuple[Any, ...]:
@@ -182,19 +184,22 @@ def test_a_block_split_over_many_insert_statements_is_stored_the_same(
 
     clock = FixedClock(datetime.now(UTC).replace(microsecond=0))
     wide = make_node(demo_consortium, f"sqlite:///{tmp_path / 'wide.db'}", clock=clock)
+    chunked = make_node(demo_consortium, f"sqlite:///{tmp_path / 'chunked.db'}", clock=clock)
     monkeypatch.setattr(ledger.store, "ROW_PARAMS", 10)
     narrow = make_node(demo_consortium, db_url, clock=clock)
     assert narrow.store._row_params == 10 and wide.store._row_params > 1000
     txs = [enrol_tx(demo_consortium, org, created_at=clock.now())
            for org in ("bank-asia", "supplier-sz") * 20]
-    for node in (wide, narrow):
+    assert chunked.store._row_params > 1000
+    for node, rows_per_insert in ((wide, 1000), (narrow, 1000), (chunked, 7)):
+        monkeypatch.setattr(ledger.store, "ROWS_PER_INSERT", rows_per_insert)
         for tx in txs:
             node.submit(tx.to_wire())
         node.cut_block()
         assert audit(node.store, workers=1).ok
     assert narrow.head.log_size == len(txs) + 1
-    assert wide.head == narrow.head
-    assert stored(wide) == stored(narrow)
+    assert wide.head == narrow.head == chunked.head
+    assert stored(wide) == stored(narrow) == stored(chunked)
 
 
 def test_a_small_merkle_node_cache_stays_bounded_and_builds_the_same_tree(
