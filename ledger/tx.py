@@ -12,7 +12,7 @@ object; its typed model belongs to the contract of its record family.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -153,12 +153,11 @@ class SignedTx:
         than the hashing."""
         cached = self.__dict__
         if "leaf_hash" not in cached:
-            signatures_bytes = cached.get("signatures_bytes")
-            if signatures_bytes is None:
-                signatures_bytes = cached["signatures_bytes"] = _signatures_bytes(self.signatures)
-            cached["leaf_hash"] = merkle.leaf_hash(_leaf(self.body_bytes, signatures_bytes))
+            if "signatures_bytes" not in cached:
+                cached["signatures_bytes"] = _SIGNATURES_BYTES(self)
+            cached["leaf_hash"] = _LEAF_HASH(self)
         if "tx_id_hex" not in cached:
-            cached["tx_id_hex"] = self.tx_id.hex()
+            cached["tx_id_hex"] = _TX_ID_HEX(self)
         return self
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
@@ -179,17 +178,8 @@ class SignedTx:
             signatures = None if fast is None else _signatures_fast(wire["signatures"], fast[2])
             if fast is not None and signatures is not None:
                 body_bytes = canonical(wire["body"])
-                # Checked above: set as a frozen dataclass's __init__ would,
-                # without its per-field object.__setattr__ calls.
-                tx_type, chain_id, author, nonce, created_at, expires_at, payload = fast
-                body = _new(TxBody)
-                body.__dict__.update(type=tx_type, chain_id=chain_id, author=author,
-                                     nonce=nonce, created_at=created_at,
-                                     expires_at=expires_at, payload=payload)
-                tx = _new(cls)
-                tx.__dict__.update(body=body, signatures=signatures, body_bytes=body_bytes,
-                                   tx_id=sha256(body_bytes))
-                return tx
+                return _checked_tx(_checked_body(*fast), signatures, body_bytes,
+                                   sha256(body_bytes))
         return cls.exact_from_wire(wire)
 
     @classmethod
@@ -224,6 +214,12 @@ class SignedTx:
     @classmethod
     def from_bytes(cls, data: bytes) -> SignedTx:
         return cls.from_wire(loads(data))
+
+
+# What the cached properties of SignedTx compute, for precompute() to call directly.
+_SIGNATURES_BYTES: Callable[[SignedTx], bytes] = vars(SignedTx)["signatures_bytes"].func
+_LEAF_HASH: Callable[[SignedTx], bytes] = vars(SignedTx)["leaf_hash"].func
+_TX_ID_HEX: Callable[[SignedTx], str] = vars(SignedTx)["tx_id_hex"].func
 
 
 def leaf_bytes(body_bytes: bytes, signatures: Iterable[TxSignature]) -> bytes:
@@ -341,9 +337,7 @@ def _signatures_fast(sigs: object, author: str) -> tuple[TxSignature, ...] | Non
             raw = parse_hex(entry["signature"], field="signature", size=SIGNATURE_SIZE)
         except MalformedRecord:
             return None
-        sig = _new(TxSignature)
-        sig.__dict__.update(key_id=kid, signature=raw)
-        parsed.append(sig)
+        parsed.append(_checked_signature(kid, raw))
     if parsed[0].key_id != author or len({s.key_id for s in parsed}) != len(parsed):
         return None
     return tuple(parsed)
@@ -388,6 +382,30 @@ def _string(value: object, path: str, pattern: re.Pattern[str], what: str) -> st
 _new = object.__new__
 
 
+# Checked values set as a frozen dataclass's __init__ would set them, without
+# its object.__setattr__ call per field: for the fast parse and for unpickling.
+def _checked_body(tx_type: str, chain_id: str, author: str, nonce: str,
+                  created_at: datetime, expires_at: datetime,
+                  payload: Mapping[str, Any]) -> TxBody:
+    body = _new(TxBody)
+    body.__dict__.update(type=tx_type, chain_id=chain_id, author=author, nonce=nonce,
+                         created_at=created_at, expires_at=expires_at, payload=payload)
+    return body
+
+
+def _checked_signature(key_id: str, signature: bytes) -> TxSignature:
+    sig = _new(TxSignature)
+    sig.__dict__.update(key_id=key_id, signature=signature)
+    return sig
+
+
+def _checked_tx(body: TxBody, signatures: tuple[TxSignature, ...], body_bytes: bytes,
+                tx_id: bytes) -> SignedTx:
+    tx = _new(SignedTx)
+    tx.__dict__.update(body=body, signatures=signatures, body_bytes=body_bytes, tx_id=tx_id)
+    return tx
+
+
 def _restore(tx_type: str, chain_id: str, author: str, nonce: str, created_at: datetime,
              expires_at: datetime, payload: Mapping[str, Any],
              signatures: tuple[tuple[str, bytes], ...], body_bytes: bytes, tx_id: bytes,
@@ -396,17 +414,10 @@ def _restore(tx_type: str, chain_id: str, author: str, nonce: str, created_at: d
     """A :class:`SignedTx` from :meth:`SignedTx.__reduce__`'s tuple. The values were
     checked when the transaction was parsed; like unpickling, this sets them
     without running the checks again."""
-    body = _new(TxBody)
-    body.__dict__.update(type=tx_type, chain_id=chain_id, author=author, nonce=nonce,
-                         created_at=created_at, expires_at=expires_at, payload=payload)
-    sigs = []
-    for key_id, signature in signatures:
-        sig = _new(TxSignature)
-        sig.__dict__.update(key_id=key_id, signature=signature)
-        sigs.append(sig)
-    tx = _new(SignedTx)
+    body = _checked_body(tx_type, chain_id, author, nonce, created_at, expires_at, payload)
+    sigs = tuple([_checked_signature(key_id, signature) for key_id, signature in signatures])
+    tx = _checked_tx(body, sigs, body_bytes, tx_id)
     state = tx.__dict__
-    state.update(body=body, signatures=tuple(sigs), body_bytes=body_bytes, tx_id=tx_id)
     if tx_id_hex is not None:
         state["tx_id_hex"] = tx_id_hex
     if signatures_bytes is not None:
